@@ -1,0 +1,156 @@
+"""
+The ``customer-analytics`` command and the ``jobs/*.py`` entry points.
+
+``customer-analytics <job> [--conf PATH] [--as-of YYYY-MM-DD] [--set section.key=value ...]``
+
+Exit codes: 0 success; 2 bad configuration, arguments or input (one line on stderr, before
+any Spark work where it can be known then); 1 anything else (traceback on stderr). Every run
+that got as far as a Spark session appends a row to the ``runs`` table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from datetime import UTC, date, datetime
+
+from customer_analytics import __version__
+from customer_analytics.config import Config, load, source_paths
+from customer_analytics.errors import ConfigError, UserError
+from customer_analytics.pipeline import JOBS, PIPELINE, Job, JobContext
+from customer_analytics.progress import Progress
+from customer_analytics.runs import RUNS_TABLE, RunRecord, new_run_id
+
+PROG = "customer-analytics"
+DEFAULT_CONF = os.path.join("conf", "local.yaml")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Customer analytics on Spark: ingest sales into Delta tables, build the "
+        "customer single view, segment customers and recommend products.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--conf",
+        default=DEFAULT_CONF,
+        metavar="PATH",
+        help=f"YAML configuration (default: {DEFAULT_CONF})",
+    )
+    common.add_argument(
+        "--as-of",
+        type=_iso_date,
+        metavar="YYYY-MM-DD",
+        help="last day observed (overrides features.as_of); default: date of the last order",
+    )
+    common.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a configuration key, e.g. --set warehouse.path=/tmp/wh (repeatable)",
+    )
+    jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
+    for job in JOBS.values():
+        jobs.add_parser(job.name, parents=[common], help=job.help, description=job.help)
+    stages = " -> ".join(PIPELINE)
+    jobs.add_parser(
+        "pipeline",
+        parents=[common],
+        help=f"run every stage in order ({stages})",
+        description=f"Run every stage in order: {stages}.",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, validate configuration, run the job; return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
+        return int(exit_.code or 0)
+    stages = list(PIPELINE) if args.job == "pipeline" else [args.job]
+    try:
+        config = _load_config(args)
+        if any(JOBS[name].reads_source for name in stages):
+            source_paths(config.source)
+    except UserError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    return run(args.job, [JOBS[name] for name in stages], config, args.as_of, argv)
+
+
+def run_job(job: str, argv: list[str] | None = None) -> int:
+    """Entry point of ``jobs/<job>.py``: the same as ``customer-analytics <job> ...``."""
+    return main([job, *(sys.argv[1:] if argv is None else argv)])
+
+
+def run(job_name: str, jobs: list[Job], config: Config, as_of: date | None, argv: list[str]) -> int:
+    """Start the session, run ``jobs`` in order, record the run; return the exit code."""
+    from customer_analytics import session
+    from customer_analytics.tables import Warehouse
+
+    progress = Progress()
+    record = RunRecord(new_run_id(), job_name, argv, datetime.now(UTC))
+    try:
+        spark = session.build(config.spark)
+        warehouse = Warehouse.for_path(spark, config.warehouse.path, config.warehouse.delta)
+    except UserError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except ValueError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    progress.say(f"[{job_name}] run {record.run_id}, warehouse {os.path.abspath(warehouse.path)}")
+    ctx = JobContext(spark, config, warehouse, record.run_id, as_of, progress)
+    code, error = EXIT_OK, None
+    try:
+        for job in jobs:
+            with progress.stage(job.name) as summary:
+                job.run(ctx, summary)
+    except UserError as exc:
+        code, error = exc.exit_code, str(exc)
+        _error(error)
+    except Exception as exc:
+        code, error = EXIT_FAILED, f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+        _error(f"{job_name} failed: {error.splitlines()[0]}")
+    record.finish("succeeded" if code == EXIT_OK else "failed", progress.stages, error)
+    try:
+        warehouse.write(RUNS_TABLE, record.to_frame(spark), mode="append")
+    except Exception as exc:  # the run's own outcome matters more than its record
+        _error(f"could not append to the runs table: {exc}")
+        code = code or EXIT_FAILED
+    if code == EXIT_OK:
+        progress.say(
+            f"[{job_name}] done in {sum(s.seconds for s in progress.stages):.1f} s; tables in "
+            f"{os.path.abspath(warehouse.path)}"
+        )
+    return code
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    config = load(args.conf, args.set)
+    if args.as_of is not None:
+        config = config.with_overrides([f"features.as_of={args.as_of.isoformat()}"])
+    return config
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+__all__ = ["main", "run_job", "build_parser", "ConfigError"]

@@ -1,0 +1,414 @@
+"""
+Configuration: one YAML file per environment (``conf/local.yaml``, ``conf/cluster.yaml``,
+``conf/databricks.yaml``), validated whole before any Spark work starts.
+
+``load(path, overrides)`` reads the file, applies ``--set a.b=value`` overrides (values are
+parsed as YAML, so ``--set segmentation.k=4`` gives an int), and validates every section with
+pydantic. Any problem raises :class:`ConfigError` with one line naming the key, e.g.
+``segmentation.k_min: Input should be greater than or equal to 2 (got 1)``.
+
+Relative paths (``source.path``, ``warehouse.path``, ``report.path``) are relative to the
+working directory the job is started from.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from datetime import date
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from customer_analytics.errors import ConfigError, InputError
+
+SOURCE_KINDS = ("product_json", "invoice_lines", "basket_lines", "transactions")
+
+#: Canonical column -> column in the source file, per source kind (SPEC section 2 and 10).
+DEFAULT_COLUMNS: dict[str, dict[str, str]] = {
+    "product_json": {
+        "order_id": "transaction_id",
+        "customer_id": "customer_id",
+        "order_ts": "transaction_date",
+        "store_id": "location",
+        "order_amount": "total_amt",
+        "discount": "discount",
+        "paid_amount": "paid_amt",
+        "product_json": "product_json",
+    },
+    "invoice_lines": {
+        "order_id": "InvoiceNo",
+        "product_id": "StockCode",
+        "product_name": "Description",
+        "quantity": "Quantity",
+        "order_ts": "InvoiceDate",
+        "unit_price": "UnitPrice",
+        "customer_id": "CustomerID",
+        "country": "Country",
+    },
+    "basket_lines": {
+        "order_id": "BASKET_ID",
+        "customer_id": "CUST_CODE",
+        "order_ts": "SHOP_DATE",
+        "product_id": "PROD_CODE",
+        "quantity": "QUANTITY",
+        "line_amount": "SPEND",
+        "store_id": "STORE_CODE",
+        "price_sensitivity": "CUST_PRICE_SENSITIVITY",
+        "lifestage": "CUST_LIFESTAGE",
+    },
+    "transactions": {
+        "customer_id": "customer_id",
+        "order_ts": "date",
+        "order_amount": "amount",
+        "order_id": "order_id",
+        "quantity": "quantity",
+        "product_id": "product_id",
+    },
+}
+
+#: Canonical columns that must be present in the file, per kind; the others are optional.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "product_json": ("order_id", "customer_id", "order_ts", "order_amount", "product_json"),
+    "invoice_lines": ("order_id", "product_id", "quantity", "order_ts", "unit_price"),
+    "basket_lines": ("order_id", "customer_id", "order_ts", "product_id", "quantity"),
+    "transactions": ("customer_id", "order_ts", "order_amount"),
+}
+
+#: Canonical columns a kind accepts but does not require ("order_date" may replace "order_ts").
+OPTIONAL_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
+    "product_json": ("country",),
+    "invoice_lines": ("store_id",),
+    "basket_lines": ("order_date", "country"),
+    "transactions": ("order_date", "store_id", "country"),
+}
+
+#: Date formats tried in order (Spark datetime patterns); the first that parses wins.
+DEFAULT_DATE_FORMATS: dict[str, list[str]] = {
+    "product_json": [
+        "yyyy-MM-dd HH:mm:ss",
+        "yyyy-MM-dd HH:mm",
+        "yyyy-MM-dd",
+        "dd/MM/yyyy HH:mm",
+        "M/d/yyyy H:mm",
+        "yyyyMMdd",
+    ],
+    "invoice_lines": [
+        "yyyy-MM-dd HH:mm:ss",
+        "yyyy-MM-dd HH:mm",
+        "yyyy-MM-dd",
+        "M/d/yyyy H:mm",
+        "dd/MM/yyyy HH:mm",
+        "yyyyMMdd",
+    ],
+    "basket_lines": ["yyyyMMdd", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd"],
+    "transactions": ["yyyy-MM-dd", "yyyy-MM-dd HH:mm:ss", "yyyyMMdd", "M/d/yyyy", "dd/MM/yyyy"],
+}
+
+DEFAULT_SEGMENTATION_FEATURES = [
+    "total_visits",
+    "total_spend",
+    "avg_weekly_visits",
+    "avg_weekly_spend",
+    "avg_basket_spend",
+    "last_basket_spend",
+    "prev1_basket_spend",
+    "prev2_basket_spend",
+    "mtbp_days",
+    "recency_days",
+    "return_rate",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExcludePeriod(_Section):
+    """A date range (inclusive) known to be incomplete, left out of modelling."""
+
+    start: date
+    end: date
+    reason: str = "excluded_period"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExcludePeriod:
+        if self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
+
+
+class IngestRules(_Section):
+    """
+    Cleaning rules, named by the reason code they give; each is on by default and each is
+    counted in ``ingest_reconciliation``. A rule switched off lets its rows through.
+    """
+
+    missing_order_id: bool = True
+    missing_amount: bool = True
+    missing_product_json: bool = True
+    malformed_product_json: bool = True
+    empty_product_json: bool = True
+    missing_product: bool = True
+    bad_quantity: bool = True
+    bad_date: bool = True
+    negative_price: bool = True
+    exact_duplicate: bool = True
+
+
+class SourceConfig(_Section):
+    kind: Literal["product_json", "invoice_lines", "basket_lines", "transactions"] = "product_json"
+    path: str
+    #: Written to the ``source`` column of every table; defaults to the kind.
+    name: str | None = None
+    format: Literal["parquet", "csv", "json"] | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    date_formats: list[str] | None = None
+    exclude_periods: list[ExcludePeriod] = Field(default_factory=list)
+    read_options: dict[str, str] = Field(default_factory=dict)
+    rules: IngestRules = Field(default_factory=IngestRules)
+
+    @field_validator("path")
+    @classmethod
+    def _path_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("date_formats")
+    @classmethod
+    def _formats_not_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("must list at least one format, or be null for the kind's defaults")
+        return value
+
+    @model_validator(mode="after")
+    def _known_columns(self) -> SourceConfig:
+        allowed = set(DEFAULT_COLUMNS[self.kind]) | set(OPTIONAL_EXTRA_COLUMNS[self.kind])
+        unknown = sorted(set(self.columns) - allowed)
+        if unknown:
+            raise ValueError(
+                f"columns: unknown canonical column(s) {', '.join(unknown)} for kind "
+                f"{self.kind!r}; allowed: {', '.join(sorted(allowed))}"
+            )
+        return self
+
+    def column_mapping(self) -> dict[str, str]:
+        """Canonical name -> source column, the kind's defaults updated by ``columns``."""
+        return {**DEFAULT_COLUMNS[self.kind], **self.columns}
+
+    def source_name(self) -> str:
+        return self.name or self.kind
+
+    def effective_date_formats(self) -> list[str]:
+        return list(self.date_formats or DEFAULT_DATE_FORMATS[self.kind])
+
+    def effective_format(self) -> str:
+        """The file format: ``format`` if set, else from the path's extension (default parquet)."""
+        if self.format:
+            return self.format
+        stem = self.path.rstrip("/").lower()
+        for ext, fmt in ((".csv", "csv"), (".json", "json"), (".jsonl", "json")):
+            if stem.endswith(ext) or stem.endswith(ext + "*"):
+                return fmt
+        return "parquet"
+
+
+class WarehouseConfig(_Section):
+    path: str = "warehouse"
+    #: ``auto``: native Delta when the Delta Spark extension is active, else delta-rs commits.
+    delta: Literal["auto", "native", "deltalake"] = "auto"
+
+
+class ReportConfig(_Section):
+    path: str = "report"
+
+
+class FeaturesConfig(_Section):
+    as_of: date | None = None
+    lookback_days: int | None = Field(None, ge=1)
+    expected_lifetime_years: float = Field(3.0, gt=0)
+
+
+class ClvConfig(_Section):
+    period: Literal["day", "week"] = "day"
+    penalizer: float = Field(0.0, ge=0)
+    horizons_days: list[int] = Field(default_factory=lambda: [90, 365])
+
+
+class SegmentationConfig(_Section):
+    features: list[str] = Field(default_factory=lambda: list(DEFAULT_SEGMENTATION_FEATURES))
+    k: int | None = Field(None, ge=2)
+    k_min: int = Field(2, ge=2)
+    k_max: int = Field(10, ge=2)
+    sample_fraction: float = Field(1.0, gt=0, le=1)
+    seed: int = 42
+    imputer_strategy: Literal["mean", "median", "mode"] = "median"
+
+    @model_validator(mode="after")
+    def _k_range(self) -> SegmentationConfig:
+        if self.k_min > self.k_max:
+            raise ValueError(f"k_min {self.k_min} is greater than k_max {self.k_max}")
+        if not self.features:
+            raise ValueError("features must list at least one column")
+        return self
+
+
+class RecommendConfig(_Section):
+    window_months: int = Field(2, ge=1)
+    top_n: int = Field(10, ge=1)
+    min_support: float = Field(0.01, gt=0, le=1)
+    min_confidence: float = Field(0.2, gt=0, le=1)
+
+
+class SparkConfig(_Section):
+    master: str | None = "local[*]"
+    app_name: str = "customer-analytics"
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "WARN"
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class Config(_Section):
+    """The whole configuration; every section has defaults except ``source.path``."""
+
+    source: SourceConfig
+    warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    clv: ClvConfig = Field(default_factory=ClvConfig)
+    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+    recommend: RecommendConfig = Field(default_factory=RecommendConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+
+    def with_overrides(self, overrides: list[str]) -> Config:
+        """A validated copy with ``a.b=value`` overrides applied."""
+        return from_dict(apply_overrides(self.model_dump(mode="json"), overrides))
+
+
+def load(path: str | os.PathLike, overrides: list[str] | None = None) -> Config:
+    """
+    Read, override and validate a configuration file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A YAML file whose top level is a mapping of sections.
+    overrides : list of str, optional
+        ``section.key=value`` strings; the value is parsed as YAML (``3`` -> int,
+        ``[a, b]`` -> list, ``null`` -> None). The key may be new to the file but must be
+        known to the schema.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file, the key or the override at fault.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"configuration file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{path}:{where} is not valid YAML: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return from_dict(apply_overrides(raw, overrides or []), origin=path)
+
+
+def from_dict(raw: dict[str, Any], origin: str = "configuration") -> Config:
+    """Validate a configuration mapping; raise :class:`ConfigError` naming the key at fault."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {_describe(exc)}") from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``a.b.c=value`` override set (value parsed as YAML)."""
+    result = _deep_copy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        node = result
+        parts = _key_parts(key)
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                raise ConfigError(f"--set {item!r}: {where} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+#: Sections whose keys are free-form and may contain dots (``spark.sql.shuffle.partitions``).
+FREE_FORM_SECTIONS = (("spark", "conf"), ("source", "columns"), ("source", "read_options"))
+
+
+def _key_parts(key: str) -> list[str]:
+    parts = key.split(".")
+    for section in FREE_FORM_SECTIONS:
+        if tuple(parts[: len(section)]) == section and len(parts) > len(section):
+            return [*section, ".".join(parts[len(section) :])]
+    return parts
+
+
+def source_paths(source: SourceConfig) -> list[str]:
+    """
+    The files or folders ``source.path`` names (globs expanded), sorted.
+
+    Raises
+    ------
+    InputError
+        When nothing matches, naming the path and the working directory.
+    """
+    pattern = os.path.expanduser(source.path)
+    matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    matches = [m for m in matches if os.path.exists(m)]
+    if not matches:
+        raise InputError(
+            f"source.path: nothing found at {source.path!r} (relative to {os.getcwd()})"
+        )
+    return matches
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required value is missing"
+        elif "input" in error and not isinstance(error["input"], dict | list):
+            message = f"{message} (got {error['input']!r})"
+        parts.append(f"{key}: {message}")
+    return "; ".join(parts)
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value

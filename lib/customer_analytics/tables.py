@@ -1,0 +1,360 @@
+"""
+Delta tables, with or without the Delta Spark extension (SPEC section 9).
+
+Where the extension is active (Databricks, a cluster started with the Delta package), tables are
+written and read with ``format("delta")``. Where it is not (Maven unreachable, local mode, CI),
+Spark writes the Parquet files into a staging folder inside the table folder, the files are
+moved into the table folder, and ``deltalake`` (delta-rs) commits them to ``_delta_log`` as one
+transaction. Until that commit, no Delta reader sees the new files: a writer killed between
+writing and committing leaves the previous version readable, and the next write succeeds.
+Reads go through the log's file list for the current or a given version.
+
+Both paths give tables that ``deltalake.DeltaTable``, Spark with Delta, DuckDB and Polars read,
+with version history. The fallback path supports local file system paths only.
+
+Examples
+--------
+>>> warehouse = Warehouse.for_path(spark, "/tmp/wh")
+>>> warehouse.writer("orders").mode("overwrite").execute(orders_df)
+>>> warehouse.read("orders", version=0)
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, Schema
+from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import AddAction, create_table_with_add_actions
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from customer_analytics.session import native_delta_enabled
+
+WRITE_MODES = ("overwrite", "append")
+STAGING_PREFIX = "_staging-"
+HIVE_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+BACKENDS = ("auto", "native", "deltalake")
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What one write committed: the table version and the rows it wrote."""
+
+    path: str
+    version: int
+    rows: int
+
+
+def resolve_backend(spark: SparkSession, backend: str = "auto") -> str:
+    """``native`` or ``deltalake``: the Delta implementation for this session."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "native" if native_delta_enabled(spark) else "deltalake"
+    if backend == "native" and not native_delta_enabled(spark):
+        raise ValueError(
+            "warehouse.delta is 'native' but the Delta Spark extension is not active in this "
+            "session; start Spark with the Delta package or use warehouse.delta=auto"
+        )
+    return backend
+
+
+class TableWriter:
+    """
+    Write a DataFrame to one Delta table as one commit.
+
+    Builder methods return ``self``; nothing happens until :meth:`execute`.
+    ``overwrite`` replaces the rows and, when it differs, the schema and partitioning;
+    ``append`` adds rows and requires the table's schema.
+    """
+
+    def __init__(self, spark: SparkSession, path: str, backend: str) -> None:
+        self._spark = spark
+        self._path = path
+        self._backend = backend
+        self._mode = "overwrite"
+        self._partition_by: list[str] = []
+        self._metadata: dict[str, str] = {}
+        self._before_commit: Callable[[], None] | None = None
+
+    @classmethod
+    def for_path(cls, spark: SparkSession, path: str, backend: str = "auto") -> TableWriter:
+        """A writer for the table at ``path`` (created on first write)."""
+        if not path:
+            raise ValueError("path must not be empty")
+        return cls(spark, path, resolve_backend(spark, backend))
+
+    def mode(self, mode: str) -> TableWriter:
+        if mode not in WRITE_MODES:
+            raise ValueError(f"mode must be one of {WRITE_MODES}, got {mode!r}")
+        self._mode = mode
+        return self
+
+    def partition_by(self, *columns: str) -> TableWriter:
+        self._partition_by = list(columns)
+        return self
+
+    def commit_metadata(self, **values: str) -> TableWriter:
+        """Key-value pairs stored in the commit (e.g. ``run_id``), visible in the history."""
+        self._metadata.update({k: str(v) for k, v in values.items()})
+        return self
+
+    def before_commit(self, hook: Callable[[], None]) -> TableWriter:
+        """Call ``hook`` after the data files are written and before the commit (for tests)."""
+        self._before_commit = hook
+        return self
+
+    def execute(self, df: DataFrame) -> Commit:
+        """Write ``df`` and commit it; return the new version and the rows written."""
+        missing = [c for c in self._partition_by if c not in df.columns]
+        if missing:
+            raise ValueError(f"partition column(s) not in the DataFrame: {', '.join(missing)}")
+        if self._backend == "native":
+            return self._execute_native(df)
+        return self._execute_deltalake(df)
+
+    def _execute_native(self, df: DataFrame) -> Commit:
+        from delta.tables import DeltaTable as SparkDeltaTable
+
+        writer = df.write.format("delta").mode(self._mode)
+        if self._mode == "overwrite":
+            writer = writer.option("overwriteSchema", "true")
+        if self._partition_by:
+            writer = writer.partitionBy(*self._partition_by)
+        if self._metadata:
+            writer = writer.option("userMetadata", json.dumps(self._metadata, sort_keys=True))
+        if self._before_commit is not None:
+            self._before_commit()
+        writer.save(self._path)
+        last = SparkDeltaTable.forPath(self._spark, self._path).history(1).collect()[0]
+        metrics = last["operationMetrics"] or {}
+        return Commit(self._path, int(last["version"]), int(metrics.get("numOutputRows", 0)))
+
+    def _execute_deltalake(self, df: DataFrame) -> Commit:
+        root = _local_path(self._path)
+        os.makedirs(root, exist_ok=True)
+        _remove_stale_staging(root)
+        existing = _open(root)
+        if existing is not None and self._mode == "append":
+            _check_append_schema(existing, df.schema, self._partition_by, self._path)
+        staging = os.path.join(root, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
+        writer = df.write.mode("overwrite")
+        if self._partition_by:
+            writer = writer.partitionBy(*self._partition_by)
+        writer.parquet(staging)
+        try:
+            actions, rows = _move_into_table(staging, root)
+            if self._before_commit is not None:
+                self._before_commit()
+            version = self._commit(root, df.schema, actions)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return Commit(self._path, version, rows)
+
+    def _commit(self, root: str, schema: StructType, actions: list[AddAction]) -> int:
+        from deltalake import CommitProperties
+
+        delta_schema = Schema.from_json(schema.json())
+        properties = CommitProperties(custom_metadata=self._metadata or None)
+        table = _open(root)
+        if table is None:
+            create_table_with_add_actions(
+                root,
+                delta_schema,
+                actions,
+                mode="error",
+                partition_by=self._partition_by or None,
+                commit_properties=properties,
+            )
+        elif self._mode == "append":
+            table.create_write_transaction(
+                actions,
+                "append",
+                delta_schema,
+                partition_by=table.metadata().partition_columns,
+                commit_properties=properties,
+            )
+        elif _same_layout(table, delta_schema, self._partition_by):
+            table.create_write_transaction(
+                actions,
+                "overwrite",
+                delta_schema,
+                partition_by=self._partition_by or None,
+                commit_properties=properties,
+            )
+        else:  # a new schema or partitioning: replace the table's metadata in the same commit
+            create_table_with_add_actions(
+                root,
+                delta_schema,
+                actions,
+                mode="overwrite",
+                partition_by=self._partition_by or None,
+                commit_properties=properties,
+            )
+        return DeltaTable(root).version()
+
+
+class Warehouse:
+    """All tables of one warehouse folder: table ``T`` lives at ``<path>/T``."""
+
+    def __init__(self, spark: SparkSession, path: str, backend: str) -> None:
+        self.spark = spark
+        self.path = path
+        self.backend = backend
+
+    @classmethod
+    def for_path(cls, spark: SparkSession, path: str, backend: str = "auto") -> Warehouse:
+        if not path:
+            raise ValueError("warehouse path must not be empty")
+        return cls(spark, path, resolve_backend(spark, backend))
+
+    def table_path(self, name: str) -> str:
+        if not name or "/" in name or name.startswith((".", "_")):
+            raise ValueError(f"invalid table name {name!r}")
+        return os.path.join(self.path, name)
+
+    def writer(self, name: str) -> TableWriter:
+        return TableWriter(self.spark, self.table_path(name), self.backend)
+
+    def write(self, name: str, df: DataFrame, mode: str = "overwrite", **metadata: str) -> Commit:
+        """Shorthand for ``writer(name).mode(mode).commit_metadata(...).execute(df)``."""
+        return self.writer(name).mode(mode).commit_metadata(**metadata).execute(df)
+
+    def exists(self, name: str) -> bool:
+        return table_exists(self.table_path(name))
+
+    def read(self, name: str, version: int | None = None) -> DataFrame:
+        return read_table(self.spark, self.table_path(name), version, self.backend)
+
+    def history(self, name: str) -> list[dict]:
+        return table_history(self.table_path(name))
+
+
+def table_exists(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, "_delta_log")) and _open(path) is not None
+
+
+def read_table(
+    spark: SparkSession, path: str, version: int | None = None, backend: str = "auto"
+) -> DataFrame:
+    """
+    Read a Delta table, the current version or ``version``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` holds no Delta table.
+    """
+    if resolve_backend(spark, backend) == "native":
+        reader = spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(path)
+    root = _local_path(path)
+    table = _open(root, version)
+    if table is None:
+        raise FileNotFoundError(f"no Delta table at {path}")
+    schema = StructType.fromJson(json.loads(table.schema().to_json()))
+    files = table.file_uris()
+    if not files:
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).option("basePath", root).parquet(*files)
+
+
+def table_history(path: str) -> list[dict]:
+    """The table's commits, newest first, as ``deltalake`` reports them."""
+    table = _open(_local_path(path))
+    if table is None:
+        raise FileNotFoundError(f"no Delta table at {path}")
+    return table.history()
+
+
+def _open(root: str, version: int | None = None) -> DeltaTable | None:
+    try:
+        return DeltaTable(root, version=version)
+    except TableNotFoundError:
+        return None
+
+
+def _local_path(path: str) -> str:
+    if "://" in path and not path.startswith("file://"):
+        raise ValueError(
+            f"{path}: without the Delta Spark extension only local paths are supported; "
+            "start Spark with the Delta package to write to object storage"
+        )
+    return os.path.abspath(path.removeprefix("file://"))
+
+
+def _remove_stale_staging(root: str, older_than_seconds: float = 3600.0) -> None:
+    """Remove staging folders that a killed writer left behind (never a live writer's)."""
+    now = time.time()
+    for folder in glob.glob(os.path.join(root, f"{STAGING_PREFIX}*")):
+        if now - os.path.getmtime(folder) > older_than_seconds:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _move_into_table(staging: str, root: str) -> tuple[list[AddAction], int]:
+    """Move Spark's Parquet files from ``staging`` into ``root``; return add actions and rows."""
+    actions = []
+    total_rows = 0
+    now_ms = int(time.time() * 1000)
+    for source in sorted(glob.glob(os.path.join(staging, "**", "*.parquet"), recursive=True)):
+        relative = os.path.relpath(source, staging)
+        target = os.path.join(root, relative)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        rows = pq.read_metadata(source).num_rows
+        os.replace(source, target)
+        total_rows += rows
+        actions.append(
+            AddAction(
+                path=relative,
+                size=os.path.getsize(target),
+                partition_values=_partition_values(relative),
+                modification_time=now_ms,
+                data_change=True,
+                stats=json.dumps({"numRecords": rows}),
+            )
+        )
+    return actions, total_rows
+
+
+def _partition_values(relative_path: str) -> dict[str, str | None]:
+    values: dict[str, str | None] = {}
+    for segment in relative_path.split(os.sep)[:-1]:
+        key, _, value = segment.partition("=")
+        value = unquote(value)
+        values[unquote(key)] = None if value == HIVE_NULL_PARTITION else value
+    return values
+
+
+def _same_layout(table: DeltaTable, schema: Schema, partition_by: list[str]) -> bool:
+    same_schema = json.loads(table.schema().to_json()) == json.loads(schema.to_json())
+    return same_schema and list(table.metadata().partition_columns) == list(partition_by)
+
+
+def _check_append_schema(
+    table: DeltaTable, schema: StructType, partition_by: list[str], path: str
+) -> None:
+    current = StructType.fromJson(json.loads(table.schema().to_json()))
+    have = {f.name: f.dataType for f in current.fields}
+    new = {f.name: f.dataType for f in schema.fields}
+    if have != new:
+        raise ValueError(
+            f"append to {path}: schema differs from the table's "
+            f"(table: {current.simpleString()}, data: {schema.simpleString()})"
+        )
+    if partition_by and list(table.metadata().partition_columns) != list(partition_by):
+        raise ValueError(
+            f"append to {path}: partition columns {partition_by} differ from the table's "
+            f"{list(table.metadata().partition_columns)}"
+        )

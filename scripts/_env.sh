@@ -1,0 +1,37 @@
+# Shared set-up for scripts/run_pipeline.sh and scripts/test.sh (sourced, not run).
+# Creates .venv with Python 3.11+ and installs the package; checks Java first.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v java >/dev/null 2>&1 && [ ! -x "${JAVA_HOME:-/nonexistent}/bin/java" ]; then
+  echo "Java was not found: Spark needs Java 17 or 21 (e.g. 'apt-get install openjdk-17-jre-headless', or set JAVA_HOME)." >&2
+  exit 1
+fi
+
+PYTHON="${PYTHON:-}"
+if [ -z "$PYTHON" ]; then
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+      PYTHON="$candidate"
+      break
+    fi
+  done
+fi
+if [ -z "$PYTHON" ]; then
+  echo "Python 3.11 or newer was not found (set PYTHON=/path/to/python3.11)." >&2
+  exit 1
+fi
+
+extras="${1:-}"
+stamp=".venv/.installed${extras:+-$extras}"
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv with $("$PYTHON" --version)"
+  "$PYTHON" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+  echo "== installing customer-analytics${extras:+ [$extras]} into .venv (first time: a few minutes)"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
+  touch "$stamp"
+fi

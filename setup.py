@@ -1,0 +1,31 @@
+"""Install the customer_analytics package from lib/ with the customer-analytics console command."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="customer-analytics",
+    version="0.1.0",
+    description="Customer single view, MLlib segmentation and recommendations as PySpark jobs "
+    "writing Delta tables",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    package_dir={"": "lib"},
+    packages=find_packages("lib"),
+    include_package_data=True,
+    install_requires=[
+        "pyspark>=4.0,<4.3",
+        "delta-spark>=4.0,<5",
+        "deltalake>=1.1,<2",
+        "pyarrow>=15",
+        "pandas>=2.2,<3",
+        "pydantic>=2.7,<3",
+        "pyyaml>=6",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "chispa>=0.10", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["customer-analytics=customer_analytics.cli:main"]},
+)

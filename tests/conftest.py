@@ -1,0 +1,51 @@
+"""One local SparkSession for the whole test suite, plus paths to the shared real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from customer_analytics.config import SparkConfig
+from customer_analytics.session import configure
+from customer_analytics.tables import Warehouse
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+SHARED_DATA = Path(
+    os.environ.get("CUSTOMER_ANALYTICS_SHARED_DATA", REPO.parent / "shared" / "data")
+)
+
+
+def shared_file(name: str) -> Path:
+    """A file of ../shared/data, or skip the test when the folder is absent (a user's clone)."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the real-data tests need ../shared/data beside the repo")
+    return path
+
+
+@pytest.fixture(scope="session")
+def spark() -> SparkSession:
+    spark_cfg = SparkConfig(
+        master="local[2]",
+        app_name="customer-analytics-tests",
+        conf={
+            "spark.sql.shuffle.partitions": 2,
+            "spark.default.parallelism": 2,
+            "spark.ui.enabled": False,
+            "spark.driver.memory": "4g",
+            "spark.sql.adaptive.enabled": True,
+        },
+    )
+    session = configure(SparkSession.builder, spark_cfg).getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def warehouse(spark: SparkSession, tmp_path: Path) -> Warehouse:
+    return Warehouse.for_path(spark, str(tmp_path / "warehouse"))

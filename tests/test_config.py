@@ -1,0 +1,107 @@
+"""Configuration: defaults, overrides, and one clear line for each kind of mistake."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from customer_analytics import config
+from customer_analytics.errors import ConfigError, InputError
+
+
+def write_yaml(tmp_path, text: str):
+    path = tmp_path / "conf.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_file_gets_every_default(tmp_path):
+    cfg = config.load(write_yaml(tmp_path, "source: {path: data.parquet}\n"))
+
+    assert cfg.source.kind == "product_json"
+    assert cfg.warehouse.path == "warehouse"
+    assert (cfg.segmentation.k_min, cfg.segmentation.k_max, cfg.segmentation.seed) == (2, 10, 42)
+    assert cfg.recommend.window_months == 2
+    assert cfg.spark.master == "local[*]"
+
+
+def test_set_overrides_parse_values_as_yaml(tmp_path):
+    path = write_yaml(tmp_path, "source: {path: data.parquet}\n")
+
+    cfg = config.load(
+        path,
+        [
+            "segmentation.k=4",
+            "source.columns.customer_id=Customer ID",
+            "features.as_of=2011-12-09",
+            "clv.horizons_days=[30, 60]",
+            "spark.conf.spark.sql.shuffle.partitions=4",
+        ],
+    )
+
+    assert cfg.segmentation.k == 4
+    assert cfg.source.column_mapping()["customer_id"] == "Customer ID"
+    assert cfg.features.as_of == date(2011, 12, 9)
+    assert cfg.clv.horizons_days == [30, 60]
+
+
+def test_dotted_spark_keys_are_kept_whole_in_the_file(tmp_path):
+    path = write_yaml(
+        tmp_path, "source: {path: x}\nspark:\n  conf:\n    spark.sql.shuffle.partitions: 4\n"
+    )
+
+    assert config.load(path).spark.conf == {"spark.sql.shuffle.partitions": 4}
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "message"),
+    [
+        ("source: {path: x}\nwarehouse: {colour: red}\n", [], "warehouse.colour: unknown key"),
+        ("source: {path: x}\nsegmentation: {k_min: one}\n", [], "segmentation.k_min: Input should"),
+        ("warehouse: {path: wh}\n", [], "source: required value is missing"),
+        ("source: {path: x, kind: xml}\n", [], "source.kind: Input should be 'product_json'"),
+        ("source: {path: x}\nsegmentation: {k_min: 5, k_max: 3}\n", [], "k_min 5 is greater"),
+        ("source: {path: x, columns: {cust: a}}\n", [], "unknown canonical column(s) cust"),
+        ("source: {path: x}\n", ["segmentation.k_min=1"], "segmentation.k_min"),
+        ("source: {path: x}\n", ["nokey"], "expected section.key=value"),
+        ("source: {path: x}\n", ["source.path.deeper=1"], "source.path is not a section"),
+        ("source: [unclosed\n", [], "is not valid YAML"),
+        ("- a list\n", [], "the top level must be a mapping"),
+    ],
+)
+def test_each_mistake_gives_one_line_naming_it(tmp_path, text, overrides, message):
+    with pytest.raises(ConfigError) as error:
+        config.load(write_yaml(tmp_path, text), overrides)
+
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+    assert error.value.exit_code == 2
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="configuration file not found: .*nope.yaml"):
+        config.load(tmp_path / "nope.yaml")
+
+
+def test_source_paths_expand_globs_and_name_a_missing_path(tmp_path):
+    (tmp_path / "a.csv").write_text("x\n")
+    (tmp_path / "b.csv").write_text("x\n")
+    found = config.source_paths(config.SourceConfig(path=str(tmp_path / "*.csv")))
+
+    assert [p.rsplit("/", 1)[1] for p in found] == ["a.csv", "b.csv"]
+    with pytest.raises(InputError, match="source.path: nothing found at .*missing"):
+        config.source_paths(config.SourceConfig(path=str(tmp_path / "missing")))
+
+
+def test_format_follows_the_extension_unless_set():
+    assert config.SourceConfig(path="x/sales.CSV").effective_format() == "csv"
+    assert config.SourceConfig(path="x/*.json").effective_format() == "json"
+    assert config.SourceConfig(path="x/folder").effective_format() == "parquet"
+    assert config.SourceConfig(path="x/a.csv", format="parquet").effective_format() == "parquet"
+
+
+def test_bundled_configurations_are_valid():
+    for name in ("local", "cluster", "databricks"):
+        cfg = config.load(f"conf/{name}.yaml")
+        assert cfg.source.exclude_periods[0].start == date(2021, 1, 1)

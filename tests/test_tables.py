@@ -1,0 +1,193 @@
+"""Delta tables through the deltalake fallback: round trips, versions, history, atomicity."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import date, datetime
+
+import pytest
+from chispa import assert_df_equality
+from deltalake import DeltaTable
+
+from customer_analytics.tables import TableWriter, Warehouse, read_table, table_history
+
+ORDERS_DDL = (
+    "order_id string, customer_id string, order_ts timestamp, order_date date, amount double"
+)
+
+
+@pytest.fixture
+def orders(spark):
+    return spark.createDataFrame(
+        [
+            ("o1", "c1", datetime(2024, 1, 1, 9, 30), date(2024, 1, 1), 10.5),
+            ("o2", "c1", datetime(2024, 1, 11, 18, 0), date(2024, 1, 11), 20.0),
+            ("o3", None, datetime(2024, 2, 2, 0, 0), date(2024, 2, 2), None),
+        ],
+        ORDERS_DDL,
+    )
+
+
+def test_create_writes_version_0_that_reads_back_equal(spark, warehouse, orders):
+    commit = warehouse.write("orders", orders)
+
+    assert (commit.version, commit.rows) == (0, 3)
+    assert DeltaTable(warehouse.table_path("orders")).version() == 0
+    assert_df_equality(warehouse.read("orders"), orders, ignore_row_order=True)
+
+
+def test_deltalake_reads_the_values_spark_wrote(warehouse, orders):
+    warehouse.write("orders", orders)
+
+    table = DeltaTable(warehouse.table_path("orders")).to_pyarrow_table().sort_by("order_id")
+
+    assert table.column("order_id").to_pylist() == ["o1", "o2", "o3"]
+    assert table.column("amount").to_pylist() == [10.5, 20.0, None]
+    # timestamps are microseconds in UTC (the session time zone), dates stay dates
+    assert str(table.schema.field("order_ts").type) == "timestamp[us, tz=UTC]"
+    assert table.column("order_ts")[0].as_py().replace(tzinfo=None) == datetime(2024, 1, 1, 9, 30)
+    assert table.column("order_date").to_pylist()[2] == date(2024, 2, 2)
+
+
+def test_overwrite_replaces_rows_and_keeps_the_old_version(spark, warehouse, orders):
+    warehouse.write("orders", orders)
+    newer = orders.filter("order_id = 'o1'")
+
+    commit = warehouse.write("orders", newer, mode="overwrite")
+
+    assert commit.version == 1
+    assert_df_equality(warehouse.read("orders"), newer, ignore_row_order=True)
+    assert_df_equality(warehouse.read("orders", version=0), orders, ignore_row_order=True)
+
+
+def test_overwrite_with_a_new_schema_replaces_the_schema(spark, warehouse, orders):
+    warehouse.write("orders", orders)
+    renamed = orders.selectExpr("order_id", "amount * 2 AS doubled")
+
+    warehouse.write("orders", renamed)
+
+    assert_df_equality(warehouse.read("orders"), renamed, ignore_row_order=True)
+    assert DeltaTable(warehouse.table_path("orders")).schema().fields[1].name == "doubled"
+    assert warehouse.read("orders", version=0).columns == orders.columns
+
+
+def test_append_adds_rows_in_a_new_version(spark, warehouse, orders):
+    warehouse.write("orders", orders.filter("order_id = 'o1'"))
+
+    commit = warehouse.write("orders", orders.filter("order_id <> 'o1'"), mode="append")
+
+    assert (commit.version, commit.rows) == (1, 2)
+    assert_df_equality(warehouse.read("orders"), orders, ignore_row_order=True)
+
+
+def test_append_with_another_schema_fails_before_writing(warehouse, orders):
+    warehouse.write("orders", orders)
+
+    with pytest.raises(ValueError, match="schema differs"):
+        warehouse.write("orders", orders.select("order_id"), mode="append")
+
+    assert DeltaTable(warehouse.table_path("orders")).version() == 0
+
+
+def test_history_lists_every_commit_newest_first(warehouse, orders):
+    warehouse.write("orders", orders)
+    warehouse.write("orders", orders, mode="append")
+    warehouse.write("orders", orders, mode="overwrite")
+
+    versions = [entry["version"] for entry in warehouse.history("orders")]
+
+    assert versions == [2, 1, 0]
+    assert table_history(warehouse.table_path("orders"))[0]["operation"] == "WRITE"
+
+
+def test_commit_metadata_is_stored_in_the_history(warehouse, orders):
+    warehouse.write("orders", orders, run_id="run-42")
+
+    assert warehouse.history("orders")[0]["run_id"] == "run-42"
+
+
+def test_partitioned_table_reads_back_with_its_partition_column(spark, warehouse, orders):
+    monthly = orders.selectExpr("*", "date_format(order_date, 'yyyy-MM') AS order_month")
+
+    TableWriter.for_path(spark, warehouse.table_path("monthly")).partition_by(
+        "order_month"
+    ).execute(monthly)
+
+    table = DeltaTable(warehouse.table_path("monthly"))
+    assert table.metadata().partition_columns == ["order_month"]
+    assert sorted(os.listdir(warehouse.table_path("monthly")))[:2] == [
+        "_delta_log",
+        "order_month=2024-01",
+    ]
+    assert_df_equality(
+        warehouse.read("monthly").select(*monthly.columns), monthly, ignore_row_order=True
+    )
+
+
+def test_empty_dataframe_creates_an_empty_table_with_the_schema(spark, warehouse, orders):
+    warehouse.write("orders", orders.limit(0))
+
+    result = warehouse.read("orders")
+
+    assert result.schema == orders.schema
+    assert result.isEmpty()
+
+
+def test_reading_a_missing_table_names_the_path(spark, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no Delta table at"):
+        read_table(spark, str(tmp_path / "nothing"))
+
+
+def test_invalid_mode_and_table_name_are_rejected(spark, warehouse):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        warehouse.writer("orders").mode("upsert")
+    with pytest.raises(ValueError, match="invalid table name"):
+        warehouse.table_path("../escape")
+
+
+def test_native_backend_without_the_extension_is_a_clear_error(spark, tmp_path):
+    with pytest.raises(ValueError, match="Delta Spark extension is not active"):
+        Warehouse.for_path(spark, str(tmp_path), backend="native")
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pyspark.sql import SparkSession
+    from customer_analytics.config import SparkConfig
+    from customer_analytics.session import configure
+    from customer_analytics.tables import TableWriter
+
+    spark = configure(SparkSession.builder, SparkConfig(master="local[1]",
+        conf={"spark.ui.enabled": False})).getOrCreate()
+    df = spark.createDataFrame([("new", 1)], "order_id string, n int")
+    TableWriter.for_path(spark, sys.argv[1]).mode("overwrite").before_commit(
+        lambda: os.kill(os.getpid(), signal.SIGKILL)).execute(df)
+    """
+)
+
+
+def test_writer_killed_before_commit_leaves_previous_version_and_next_write_works(
+    spark, warehouse, orders, tmp_path
+):
+    path = warehouse.table_path("orders")
+    warehouse.write("orders", orders)
+    script = tmp_path / "killed_writer.py"
+    script.write_text(KILLED_WRITER)
+
+    result = subprocess.run(
+        [sys.executable, str(script), path], capture_output=True, text=True, timeout=300
+    )
+
+    assert result.returncode == -9, result.stderr[-2000:]
+    table = DeltaTable(path)
+    assert table.version() == 0
+    new_files = [f for f in os.listdir(path) if f.endswith(".parquet")]
+    assert len(new_files) > len(table.file_uris())  # the killed writer's files are on disk ...
+    assert sorted(table.to_pyarrow_table().column("order_id").to_pylist()) == ["o1", "o2", "o3"]
+    # ... but invisible to readers, and the next writer commits normally
+    assert warehouse.write("orders", orders.limit(1)).version == 1
+    assert warehouse.read("orders").count() == 1
