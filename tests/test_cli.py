@@ -87,10 +87,13 @@ def test_pipeline_run_appends_a_runs_row_with_its_arguments(spark, tmp_path, cap
     run = runs[0]
     assert (run["job"], run["status"], run["error"]) == ("pipeline", "succeeded", None)
     assert json.loads(run["arguments"]) == argv
-    # 8 input rows: 1 duplicate, 3 quarantined (null amount, bad date, malformed json)
-    assert (run["rows_in"], run["rows_out"]) == (8, 5)
+    # 8 input rows: 1 duplicate, 3 quarantined (null amount, bad date, malformed json);
+    # the features stage ends with the 2 members who have a visit (101 and 103)
+    assert (run["rows_in"], run["rows_out"]) == (8, 2)
     assert run["started_at"] <= run["ended_at"]
-    assert [s["stage"] for s in json.loads(run["stages"])] == ["ingest"]
+    stages = json.loads(run["stages"])
+    assert [s["stage"] for s in stages] == ["ingest", "features"]
+    assert stages[1]["detail"]["as_of"] == "2023-03-03"  # the last order
     assert "[ingest] rows in 8, rows out 5" in capsys.readouterr().out
 
 

@@ -191,3 +191,10 @@ def test_writer_killed_before_commit_leaves_previous_version_and_next_write_work
     # ... but invisible to readers, and the next writer commits normally
     assert warehouse.write("orders", orders.limit(1)).version == 1
     assert warehouse.read("orders").count() == 1
+
+
+def test_row_count_comes_from_the_log_statistics(warehouse, orders):
+    warehouse.write("orders", orders)
+    warehouse.write("orders", orders.limit(2), mode="append")
+
+    assert warehouse.row_count("orders") == 5

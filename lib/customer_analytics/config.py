@@ -71,8 +71,22 @@ DEFAULT_COLUMNS: dict[str, dict[str, str]] = {
 #: Canonical columns that must be present in the file, per kind; the others are optional.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "product_json": ("order_id", "customer_id", "order_ts", "order_amount", "product_json"),
-    "invoice_lines": ("order_id", "product_id", "quantity", "order_ts", "unit_price"),
-    "basket_lines": ("order_id", "customer_id", "order_ts", "product_id", "quantity"),
+    "invoice_lines": (
+        "order_id",
+        "product_id",
+        "quantity",
+        "order_ts",
+        "unit_price",
+        "customer_id",
+    ),
+    "basket_lines": (
+        "order_id",
+        "customer_id",
+        "order_ts",
+        "product_id",
+        "quantity",
+        "line_amount",
+    ),
     "transactions": ("customer_id", "order_ts", "order_amount"),
 }
 

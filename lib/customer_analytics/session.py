@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 
-from pyspark import SparkContext
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from customer_analytics.config import SparkConfig
@@ -56,10 +56,16 @@ def java_version() -> str:
     return (out.stderr or out.stdout).splitlines()[0] if (out.stderr or out.stdout) else ""
 
 
-def delta_classes_available() -> bool:
-    """True when the Delta Spark extension can be loaded by the (started or startable) JVM."""
+def delta_classes_available(settings: dict[str, str] | None = None) -> bool:
+    """
+    True when the Delta Spark extension can be loaded by the driver JVM.
+
+    Starts the JVM gateway (not a SparkContext) if none is running, with ``settings`` so that
+    launch-time options such as ``spark.driver.memory`` still take effect.
+    """
     try:
-        SparkContext._ensure_initialized()  # starts the JVM gateway, not a SparkContext
+        conf = SparkConf(loadDefaults=True).setAll(list((settings or {}).items()))
+        SparkContext._ensure_initialized(conf=conf)
         jvm = SparkContext._jvm
         return bool(jvm.org.apache.spark.util.Utils.classIsLoadable(DELTA_EXTENSION))
     except Exception:  # a gateway that cannot start is reported by getOrCreate itself
@@ -73,13 +79,13 @@ def configure(builder: SparkSession.Builder, spark_cfg: SparkConfig) -> SparkSes
     ``spark.conf`` over them, the settings Delta tables require, and the Delta extension when
     its classes are loadable.
     """
-    if spark_cfg.master:
-        builder = builder.master(spark_cfg.master)
-    builder = builder.appName(spark_cfg.app_name)
     settings = {**DEFAULT_CONF, **{k: _conf_text(v) for k, v in spark_cfg.conf.items()}}
     settings.update(REQUIRED_CONF)
+    settings["spark.app.name"] = spark_cfg.app_name
+    if spark_cfg.master:
+        settings["spark.master"] = spark_cfg.master
     if DELTA_EXTENSION not in settings.get("spark.sql.extensions", "") and (
-        delta_classes_available()
+        delta_classes_available(settings)
     ):
         extensions = [e for e in settings.get("spark.sql.extensions", "").split(",") if e]
         settings["spark.sql.extensions"] = ",".join([*extensions, DELTA_EXTENSION])

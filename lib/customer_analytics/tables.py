@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, Schema
 from deltalake.exceptions import TableNotFoundError
@@ -238,6 +240,16 @@ class Warehouse:
 
     def history(self, name: str) -> list[dict]:
         return table_history(self.table_path(name))
+
+    def row_count(self, name: str) -> int:
+        """Rows of the current version: from the log's file statistics where it can."""
+        if self.backend == "native":
+            return self.read(name).count()
+        table = _open(_local_path(self.table_path(name)))
+        if table is None:
+            raise FileNotFoundError(f"no Delta table at {self.table_path(name)}")
+        counts = pa.table(table.get_add_actions(flatten=True)).column("num_records")
+        return int(pc.sum(counts).as_py() or 0)
 
 
 def table_exists(path: str) -> bool:
