@@ -1,0 +1,433 @@
+"""
+Customer single view: one row per member as of a date (SPEC section 3), and monthly sales
+(SPEC section 7).
+
+``as_of`` is the last day observed (inclusive), the ``observation_period_end`` of
+``lifetimes``: orders after it are ignored, and recency and ``T`` count days up to it. Features
+for an earlier ``as_of`` are recomputed from the same tables, so a backfill gives the answer a
+run on that day would have given.
+
+A *visit* is a non-return order of a member; returns are counted apart (``return_orders``,
+``return_rate``, ``returned_amount``). A customer appears when they have at least one visit
+inside the window (``as_of``, ``lookback_days``, excluded periods). Every feature comes from a
+few aggregations over ``orders`` grouped by customer (one of them after a single
+``row_number`` window that numbers visits, newest first), one over ``order_lines`` for
+distinct products, and one tiny aggregation for the RFM cut points, joined on
+``customer_id``. Nothing is collected to the driver.
+
+Choices where the seeds differ or are silent:
+
+- ``tenure_weeks`` is ``max(1, days from first visit to as_of / 7)``, a fraction.
+- ``active_weeks`` counts ISO year-weeks with a visit; ``avg_weekly_*`` divide by it.
+- ``mtbp_days`` is ``visit_span_days / (total_visits - 1)``, null for one visit.
+- ``avg_monthly_spend`` is spend per month with a visit; ``spend_trend`` is the slope
+  (``regr_slope``) of the spend of those months over their month number; null for one month.
+- ``return_rate`` is ``return_orders / (total_visits + return_orders)``;
+  ``returned_amount`` is the positive sum of the return orders' amounts.
+- RFM: quintile cut points (20/40/60/80th percentiles, ``percentile_approx``) of
+  ``recency_days``, ``total_visits`` and ``total_spend`` over all customers. A value above
+  ``k`` cut points scores ``1 + k`` for F and M and ``5 - k`` for R (recent is good); a
+  value equal to a cut point takes the lower bucket. ``rfm_score`` is ``r + f + m`` (3..15);
+  ``rfm_segment`` names the R/F cell (see :data:`RFM_SEGMENTS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from customer_analytics import columns as C
+from customer_analytics.config import ExcludePeriod
+
+QUINTILES = [0.2, 0.4, 0.6, 0.8]
+_FIRST_DAY, _LAST_DAY, _REPEAT_SPEND = "_first_day", "_last_day", "_repeat_spend"
+PERCENTILE_ACCURACY = 10_000
+PERIOD_DAYS = {"day": 1.0, "week": 7.0}
+
+#: (name, condition on r_score and f_score), tried in order; the last always matches.
+RFM_SEGMENTS: list[tuple[str, str]] = [
+    ("Champions", "r_score >= 4 AND f_score >= 4"),
+    ("Loyal customers", "r_score >= 3 AND f_score >= 3"),
+    ("New or promising", "r_score >= 4"),
+    ("At risk", "r_score <= 2 AND f_score >= 3"),
+    ("Lapsed", "r_score <= 2"),
+    ("Need attention", "true"),
+]
+
+CUSTOMER_FEATURE_COLUMNS = [
+    C.CUSTOMER_ID,
+    C.AS_OF,
+    C.TOTAL_VISITS,
+    C.TOTAL_SPEND,
+    C.TOTAL_ITEMS,
+    C.DISTINCT_PRODUCTS,
+    C.FIRST_ORDER_DATE,
+    C.LAST_ORDER_DATE,
+    C.TENURE_WEEKS,
+    C.ACTIVE_WEEKS,
+    C.AVG_WEEKLY_VISITS,
+    C.AVG_WEEKLY_SPEND,
+    C.VISITS_PER_TENURE_WEEK,
+    C.AVG_BASKET_SPEND,
+    C.ARPU,
+    C.AVG_UNIT_PRICE,
+    C.AVG_BASKET_ITEMS,
+    C.LAST_BASKET_SPEND,
+    C.PREV1_BASKET_SPEND,
+    C.PREV2_BASKET_SPEND,
+    C.VISIT_SPAN_DAYS,
+    C.MTBP_DAYS,
+    C.RECENCY_DAYS,
+    C.ACTIVE_MONTHS,
+    C.AVG_MONTHLY_SPEND,
+    C.SPEND_TREND,
+    C.RETURN_ORDERS,
+    C.RETURN_RATE,
+    C.RETURNED_AMOUNT,
+    C.LTV_HISTORIC,
+    C.LTV_SIMPLE,
+    C.FREQUENCY,
+    C.RECENCY,
+    C.T,
+    C.MONETARY_VALUE,
+    C.R_SCORE,
+    C.F_SCORE,
+    C.M_SCORE,
+    C.RFM_SCORE,
+    C.RFM_SEGMENT,
+    C.STORE_ID,
+    C.COUNTRY,
+    C.PRICE_SENSITIVITY,
+    C.LIFESTAGE,
+]
+
+
+def last_order_date(orders: DataFrame) -> date | None:
+    """The date of the last order (the default ``as_of``); one tiny aggregation."""
+    return orders.agg(F.max(C.ORDER_DATE)).first()[0]
+
+
+def in_window(
+    df: DataFrame,
+    *,
+    as_of: date,
+    lookback_days: int | None = None,
+    exclude_periods: Iterable[ExcludePeriod] = (),
+) -> DataFrame:
+    """
+    Rows of ``df`` (needs ``order_date``) with ``order_date <= as_of``, inside the last
+    ``lookback_days`` days when given (``as_of`` counts as day 1), and outside every excluded
+    period (inclusive bounds).
+    """
+    keep = F.col(C.ORDER_DATE) <= F.lit(as_of)
+    if lookback_days is not None:
+        if lookback_days < 1:
+            raise ValueError(f"lookback_days must be >= 1, got {lookback_days}")
+        keep &= F.col(C.ORDER_DATE) > F.date_sub(F.lit(as_of), lookback_days)
+    for period in exclude_periods:
+        keep &= ~F.col(C.ORDER_DATE).between(F.lit(period.start), F.lit(period.end))
+    return df.filter(keep)
+
+
+def customer_features(
+    orders: DataFrame,
+    order_lines: DataFrame,
+    customers: DataFrame | None = None,
+    *,
+    as_of: date,
+    lookback_days: int | None = None,
+    exclude_periods: Iterable[ExcludePeriod] = (),
+    expected_lifetime_years: float = 3.0,
+    period: str = "day",
+) -> DataFrame:
+    """
+    The customer single view as of ``as_of``.
+
+    Parameters
+    ----------
+    orders : DataFrame
+        The ``orders`` table: ``order_id``, ``customer_id`` (null = guest, ignored),
+        ``order_ts``, ``order_date``, ``store_id``, ``order_amount``, ``item_count``,
+        ``is_return``.
+    order_lines : DataFrame
+        The ``order_lines`` table: ``customer_id``, ``order_date``, ``product_id``,
+        ``is_return``.
+    customers : DataFrame, optional
+        The ``customers`` table; its ``country``, ``price_sensitivity`` and ``lifestage``
+        are joined on.
+    as_of : date
+        The last day observed, inclusive.
+    lookback_days, exclude_periods
+        Restrict the orders used (see :func:`in_window`).
+    expected_lifetime_years : float
+        Years of the textbook ``ltv_simple`` (must be > 0).
+    period : {"day", "week"}
+        Unit of the BTYD ``recency`` and ``T`` (days, or days / 7).
+
+    Returns
+    -------
+    DataFrame
+        One row per member with a visit in the window, columns
+        :data:`CUSTOMER_FEATURE_COLUMNS` (see the module docstring for definitions).
+    """
+    if period not in PERIOD_DAYS:
+        raise ValueError(f"period must be one of {sorted(PERIOD_DAYS)}, got {period!r}")
+    if expected_lifetime_years <= 0:
+        raise ValueError(f"expected_lifetime_years must be > 0, got {expected_lifetime_years}")
+    window = {"as_of": as_of, "lookback_days": lookback_days, "exclude_periods": exclude_periods}
+    member_orders = in_window(orders, **window).filter(F.col(C.CUSTOMER_ID).isNotNull())
+    visits = member_orders.filter(~F.col(C.IS_RETURN))
+    returns = member_orders.filter(F.col(C.IS_RETURN))
+
+    features = (
+        _visit_aggregates(visits)
+        .join(_btyd_summary(visits, as_of, PERIOD_DAYS[period]), C.CUSTOMER_ID, "left")
+        .join(_monthly_trend(visits), C.CUSTOMER_ID, "left")
+        .join(_return_aggregates(returns), C.CUSTOMER_ID, "left")
+        .join(_distinct_products(in_window(order_lines, **window)), C.CUSTOMER_ID, "left")
+    )
+    features = _derived(features, as_of, expected_lifetime_years)
+    features = rfm_scores(features)
+    if customers is not None:
+        attributes = customers.select(C.CUSTOMER_ID, C.COUNTRY, C.PRICE_SENSITIVITY, C.LIFESTAGE)
+        features = features.join(attributes, C.CUSTOMER_ID, "left")
+    else:
+        features = features.select(
+            "*",
+            *[
+                F.lit(None).cast("string").alias(c)
+                for c in (C.COUNTRY, C.PRICE_SENSITIVITY, C.LIFESTAGE)
+            ],
+        )
+    return features.select(*CUSTOMER_FEATURE_COLUMNS)
+
+
+def _visit_aggregates(visits: DataFrame) -> DataFrame:
+    newest_first = Window.partitionBy(C.CUSTOMER_ID).orderBy(
+        F.col(C.ORDER_TS).desc(), F.col(C.ORDER_ID).desc()
+    )
+    ranked = visits.withColumn(C.VISIT_RANK, F.row_number().over(newest_first))
+    order_date = F.col(C.ORDER_DATE)
+    iso_week = F.concat_ws(
+        "-", F.extract(F.lit("YEAROFWEEK"), order_date), F.weekofyear(order_date)
+    )
+
+    def nth_basket(n: int) -> Column:
+        return F.max(F.when(F.col(C.VISIT_RANK) == n, F.col(C.ORDER_AMOUNT)))
+
+    return ranked.groupBy(C.CUSTOMER_ID).agg(
+        F.count_distinct(C.ORDER_ID).cast("long").alias(C.TOTAL_VISITS),
+        F.sum(C.ORDER_AMOUNT).alias(C.TOTAL_SPEND),
+        F.sum(C.ITEM_COUNT).alias(C.TOTAL_ITEMS),
+        F.min(C.ORDER_DATE).alias(C.FIRST_ORDER_DATE),
+        F.max(C.ORDER_DATE).alias(C.LAST_ORDER_DATE),
+        F.count_distinct(iso_week).cast("long").alias(C.ACTIVE_WEEKS),
+        F.count_distinct(F.trunc(order_date, "month")).cast("long").alias(C.ACTIVE_MONTHS),
+        nth_basket(1).alias(C.LAST_BASKET_SPEND),
+        nth_basket(2).alias(C.PREV1_BASKET_SPEND),
+        nth_basket(3).alias(C.PREV2_BASKET_SPEND),
+        F.mode(F.col(C.STORE_ID), deterministic=True).alias(C.STORE_ID),
+    )
+
+
+def _btyd_summary(visits: DataFrame, as_of: date, period_days: float) -> DataFrame:
+    """``lifetimes.utils.summary_data_from_transaction_data`` with ``freq="D"``."""
+    daily = visits.groupBy(C.CUSTOMER_ID, C.ORDER_DATE).agg(
+        F.sum(C.ORDER_AMOUNT).alias(C.PERIOD_SPEND)
+    )
+    summary = daily.groupBy(C.CUSTOMER_ID).agg(
+        (F.count(F.lit(1)) - 1).cast("double").alias(C.FREQUENCY),
+        F.min(C.ORDER_DATE).alias(_FIRST_DAY),
+        F.max(C.ORDER_DATE).alias(_LAST_DAY),
+        (F.sum(C.PERIOD_SPEND) - F.min_by(C.PERIOD_SPEND, C.ORDER_DATE)).alias(_REPEAT_SPEND),
+    )
+    frequency = F.col(C.FREQUENCY)
+    return summary.select(
+        C.CUSTOMER_ID,
+        frequency,
+        (F.datediff(_LAST_DAY, _FIRST_DAY) / period_days).alias(C.RECENCY),
+        (F.datediff(F.lit(as_of), _FIRST_DAY) / period_days).alias(C.T),
+        F.when(frequency > 0, F.col(_REPEAT_SPEND) / frequency)
+        .otherwise(F.lit(0.0))
+        .alias(C.MONETARY_VALUE),
+    )
+
+
+def _monthly_trend(visits: DataFrame) -> DataFrame:
+    order_date = F.col(C.ORDER_DATE)
+    month_index = F.year(order_date) * 12 + F.month(order_date)
+    monthly = visits.groupBy(C.CUSTOMER_ID, month_index.alias(C.MONTH_INDEX)).agg(
+        F.sum(C.ORDER_AMOUNT).alias(C.MONTH_SPEND)
+    )
+    return monthly.groupBy(C.CUSTOMER_ID).agg(
+        F.avg(C.MONTH_SPEND).alias(C.AVG_MONTHLY_SPEND),
+        F.regr_slope(F.col(C.MONTH_SPEND), F.col(C.MONTH_INDEX).cast("double")).alias(
+            C.SPEND_TREND
+        ),
+    )
+
+
+def _return_aggregates(returns: DataFrame) -> DataFrame:
+    return returns.groupBy(C.CUSTOMER_ID).agg(
+        F.count_distinct(C.ORDER_ID).cast("long").alias(C.RETURN_ORDERS),
+        F.sum(F.abs(C.ORDER_AMOUNT)).alias(C.RETURNED_AMOUNT),
+    )
+
+
+def _distinct_products(lines: DataFrame) -> DataFrame:
+    bought = lines.filter(F.col(C.CUSTOMER_ID).isNotNull() & ~F.col(C.IS_RETURN))
+    return bought.groupBy(C.CUSTOMER_ID).agg(
+        F.count_distinct(C.PRODUCT_ID).cast("long").alias(C.DISTINCT_PRODUCTS)
+    )
+
+
+def _derived(features: DataFrame, as_of: date, lifetime_years: float) -> DataFrame:
+    visits = F.col(C.TOTAL_VISITS)
+    spend = F.col(C.TOTAL_SPEND)
+    span = F.datediff(C.LAST_ORDER_DATE, C.FIRST_ORDER_DATE)
+    tenure = F.greatest(F.lit(1.0), F.datediff(F.lit(as_of), C.FIRST_ORDER_DATE) / 7.0)
+    return_orders = F.coalesce(F.col(C.RETURN_ORDERS), F.lit(0)).cast("long")
+    per_visit = spend / visits
+    return features.withColumns(
+        {
+            C.AS_OF: F.lit(as_of),
+            C.TENURE_WEEKS: tenure,
+            C.AVG_WEEKLY_VISITS: visits / F.col(C.ACTIVE_WEEKS),
+            C.AVG_WEEKLY_SPEND: spend / F.col(C.ACTIVE_WEEKS),
+            C.VISITS_PER_TENURE_WEEK: visits / tenure,
+            C.AVG_BASKET_SPEND: per_visit,
+            C.ARPU: per_visit,
+            C.AVG_UNIT_PRICE: F.when(F.col(C.TOTAL_ITEMS) != 0, spend / F.col(C.TOTAL_ITEMS)),
+            C.AVG_BASKET_ITEMS: F.col(C.TOTAL_ITEMS) / visits,
+            C.VISIT_SPAN_DAYS: span,
+            C.MTBP_DAYS: F.when(visits > 1, span / (visits - 1)),
+            C.RECENCY_DAYS: F.datediff(F.lit(as_of), C.LAST_ORDER_DATE),
+            C.RETURN_ORDERS: return_orders,
+            C.RETURN_RATE: return_orders / (visits + return_orders),
+            C.RETURNED_AMOUNT: F.coalesce(F.col(C.RETURNED_AMOUNT), F.lit(0.0)),
+            C.LTV_HISTORIC: spend,
+            C.LTV_SIMPLE: per_visit * (visits / tenure) * 52.0 * lifetime_years,
+            C.DISTINCT_PRODUCTS: F.coalesce(F.col(C.DISTINCT_PRODUCTS), F.lit(0)).cast("long"),
+        }
+    )
+
+
+def rfm_scores(features: DataFrame) -> DataFrame:
+    """
+    Add ``r_score``, ``f_score``, ``m_score`` (1-5), ``rfm_score`` and ``rfm_segment``.
+
+    Needs ``recency_days``, ``total_visits``, ``total_spend``. The quintile cut points are
+    computed once, in one aggregation, and applied through a one-row broadcast join.
+    """
+    cuts = features.agg(
+        *[
+            F.percentile_approx(F.col(name), QUINTILES, PERCENTILE_ACCURACY).alias(f"_cuts_{name}")
+            for name in (C.RECENCY_DAYS, C.TOTAL_VISITS, C.TOTAL_SPEND)
+        ]
+    )
+
+    def above(name: str) -> Column:
+        value = F.col(name)
+        return F.size(F.filter(F.col(f"_cuts_{name}"), lambda cut: value > cut))
+
+    scored = features.crossJoin(F.broadcast(cuts)).select(
+        "*",
+        (5 - above(C.RECENCY_DAYS)).alias(C.R_SCORE),
+        (1 + above(C.TOTAL_VISITS)).alias(C.F_SCORE),
+        (1 + above(C.TOTAL_SPEND)).alias(C.M_SCORE),
+    )
+    segment = F.lit(None).cast("string")
+    for name, condition in reversed(RFM_SEGMENTS):
+        segment = F.when(F.expr(condition), F.lit(name)).otherwise(segment)
+    return scored.select(
+        *features.columns,
+        C.R_SCORE,
+        C.F_SCORE,
+        C.M_SCORE,
+        (F.col(C.R_SCORE) + F.col(C.F_SCORE) + F.col(C.M_SCORE)).alias(C.RFM_SCORE),
+        segment.alias(C.RFM_SEGMENT),
+    )
+
+
+def monthly_sales(orders: DataFrame, order_lines: DataFrame, *, as_of: date) -> DataFrame:
+    """
+    Sales per month, per month and store, and per month and country (seeds 003, 004).
+
+    Parameters
+    ----------
+    orders, order_lines : DataFrame
+        The ``orders`` and ``order_lines`` tables; orders after ``as_of`` are ignored.
+
+    Returns
+    -------
+    DataFrame
+        ``month`` (first day), ``store_id`` and ``country`` (null where the row is the total
+        over them), ``grouping`` (``all``, ``store`` or ``country``), ``orders`` (non-return
+        orders), ``customers`` (distinct members with a visit), ``revenue`` (their order
+        amounts), ``avg_order_value``, ``quantity`` and ``distinct_products`` (non-return
+        lines), ``new_customers`` (members whose first visit ever is in the month),
+        ``returning_customers``, ``returns`` (return orders).
+    """
+    month = F.trunc(F.col(C.ORDER_DATE), "month")
+    dated = orders.filter(F.col(C.ORDER_DATE) <= F.lit(as_of)).withColumn(C.MONTH, month)
+    visit = ~F.col(C.IS_RETURN)
+    member_visit = visit & F.col(C.CUSTOMER_ID).isNotNull()
+    first_months = (
+        dated.filter(member_visit).groupBy(C.CUSTOMER_ID).agg(F.min(C.MONTH).alias(C.FIRST_MONTH))
+    )
+    with_first = dated.join(first_months, C.CUSTOMER_ID, "left")
+    sets = [[C.MONTH], [C.MONTH, C.STORE_ID], [C.MONTH, C.COUNTRY]]
+    order_side = with_first.groupingSets(sets, C.MONTH, C.STORE_ID, C.COUNTRY).agg(
+        F.grouping_id().alias("_gid"),
+        F.count_distinct(F.when(visit, F.col(C.ORDER_ID))).cast("long").alias(C.ORDERS),
+        F.count_distinct(F.when(member_visit, F.col(C.CUSTOMER_ID)))
+        .cast("long")
+        .alias(C.CUSTOMERS),
+        F.sum(F.when(visit, F.col(C.ORDER_AMOUNT))).alias(C.REVENUE),
+        F.count_distinct(
+            F.when(member_visit & (F.col(C.MONTH) == F.col(C.FIRST_MONTH)), F.col(C.CUSTOMER_ID))
+        )
+        .cast("long")
+        .alias(C.NEW_CUSTOMERS),
+        F.count_distinct(F.when(~visit, F.col(C.ORDER_ID))).cast("long").alias(C.RETURNS),
+    )
+    lines = order_lines.filter((F.col(C.ORDER_DATE) <= F.lit(as_of)) & ~F.col(C.IS_RETURN))
+    line_side = (
+        lines.withColumn(C.MONTH, month)
+        .groupingSets(sets, C.MONTH, C.STORE_ID, C.COUNTRY)
+        .agg(
+            F.grouping_id().alias("_gid"),
+            F.sum(C.QUANTITY).alias(C.QUANTITY),
+            F.count_distinct(C.PRODUCT_ID).cast("long").alias(C.DISTINCT_PRODUCTS),
+        )
+    )
+    keys = ["_gid", C.MONTH, C.STORE_ID, C.COUNTRY]
+    joined = order_side.alias("o").join(
+        line_side.alias("l"),
+        [F.col(f"o.{k}").eqNullSafe(F.col(f"l.{k}")) for k in keys],
+        "left",
+    )
+    # grouping_id bits (month, store_id, country): 0b011 all, 0b001 per store, 0b010 per country
+    grouping = (
+        F.when(F.col("o._gid") == 3, F.lit("all"))
+        .when(F.col("o._gid") == 1, F.lit("store"))
+        .otherwise(F.lit("country"))
+    )
+    return joined.select(
+        F.col(f"o.{C.MONTH}").alias(C.MONTH),
+        F.col(f"o.{C.STORE_ID}").alias(C.STORE_ID),
+        F.col(f"o.{C.COUNTRY}").alias(C.COUNTRY),
+        grouping.alias(C.GROUPING),
+        F.col(C.ORDERS),
+        F.col(C.CUSTOMERS),
+        F.col(C.REVENUE),
+        (F.col(C.REVENUE) / F.col(C.ORDERS)).alias(C.AVG_ORDER_VALUE),
+        F.coalesce(F.col(f"l.{C.QUANTITY}"), F.lit(0.0)).alias(C.QUANTITY),
+        F.coalesce(F.col(C.DISTINCT_PRODUCTS), F.lit(0)).cast("long").alias(C.DISTINCT_PRODUCTS),
+        F.col(C.NEW_CUSTOMERS),
+        (F.col(C.CUSTOMERS) - F.col(C.NEW_CUSTOMERS)).alias(C.RETURNING_CUSTOMERS),
+        F.col(C.RETURNS),
+    )
