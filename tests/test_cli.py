@@ -78,6 +78,10 @@ def test_pipeline_run_appends_a_runs_row_with_its_arguments(spark, tmp_path, cap
         f"source.path={FIXTURES / 'product_json_small.csv'}",
         "--set",
         f"warehouse.path={warehouse}",
+        "--set",
+        "segmentation.k=2",  # only 2 members: a fixed K, no sweep over 2..10,
+        "--set",  # and features that are not null for both (they have 1 and 2 visits)
+        "segmentation.features=[total_visits, total_spend, recency_days]",
     ]
 
     assert cli.main(argv) == 0
@@ -88,11 +92,11 @@ def test_pipeline_run_appends_a_runs_row_with_its_arguments(spark, tmp_path, cap
     assert (run["job"], run["status"], run["error"]) == ("pipeline", "succeeded", None)
     assert json.loads(run["arguments"]) == argv
     # 8 input rows: 1 duplicate, 3 quarantined (null amount, bad date, malformed json);
-    # the features stage ends with the 2 members who have a visit (101 and 103)
+    # features and segment end with the 2 members who have a visit (101 and 103)
     assert (run["rows_in"], run["rows_out"]) == (8, 2)
     assert run["started_at"] <= run["ended_at"]
     stages = json.loads(run["stages"])
-    assert [s["stage"] for s in stages] == ["ingest", "features"]
+    assert [s["stage"] for s in stages] == ["ingest", "features", "segment"]
     assert stages[1]["detail"]["as_of"] == "2023-03-03"  # the last order
     assert "[ingest] rows in 8, rows out 5" in capsys.readouterr().out
 

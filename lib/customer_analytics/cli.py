@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from customer_analytics import __version__
 from customer_analytics.config import Config, load, source_paths
 from customer_analytics.errors import ConfigError, UserError
-from customer_analytics.pipeline import JOBS, PIPELINE, Job, JobContext
+from customer_analytics.pipeline import JOBS, PIPELINE, SEGMENT_MODES, Job, JobContext
 from customer_analytics.progress import Progress
 from customer_analytics.runs import RUNS_TABLE, RunRecord, new_run_id
 
@@ -63,12 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a configuration key, e.g. --set warehouse.path=/tmp/wh (repeatable)",
     )
     jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
+    mode = argparse.ArgumentParser(add_help=False)
+    mode.add_argument(
+        "--mode",
+        choices=SEGMENT_MODES,
+        default="fit",
+        help="segment: fit a new model (default) or score with the latest saved model",
+    )
     for job in JOBS.values():
-        jobs.add_parser(job.name, parents=[common], help=job.help, description=job.help)
+        parents = [common, mode] if job.name == "segment" else [common]
+        jobs.add_parser(job.name, parents=parents, help=job.help, description=job.help)
     stages = " -> ".join(PIPELINE)
     jobs.add_parser(
         "pipeline",
-        parents=[common],
+        parents=[common, mode],
         help=f"run every stage in order ({stages})",
         description=f"Run every stage in order: {stages}.",
     )
@@ -90,7 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    return run(args.job, [JOBS[name] for name in stages], config, args.as_of, argv)
+    return run(
+        args.job,
+        [JOBS[name] for name in stages],
+        config,
+        args.as_of,
+        argv,
+        mode=getattr(args, "mode", "fit"),
+    )
 
 
 def run_job(job: str, argv: list[str] | None = None) -> int:
@@ -98,7 +113,14 @@ def run_job(job: str, argv: list[str] | None = None) -> int:
     return main([job, *(sys.argv[1:] if argv is None else argv)])
 
 
-def run(job_name: str, jobs: list[Job], config: Config, as_of: date | None, argv: list[str]) -> int:
+def run(
+    job_name: str,
+    jobs: list[Job],
+    config: Config,
+    as_of: date | None,
+    argv: list[str],
+    mode: str = "fit",
+) -> int:
     """Start the session, run ``jobs`` in order, record the run; return the exit code."""
     from customer_analytics import session
     from customer_analytics.tables import Warehouse
@@ -115,7 +137,7 @@ def run(job_name: str, jobs: list[Job], config: Config, as_of: date | None, argv
         _error(str(exc))
         return EXIT_USAGE
     progress.say(f"[{job_name}] run {record.run_id}, warehouse {os.path.abspath(warehouse.path)}")
-    ctx = JobContext(spark, config, warehouse, record.run_id, as_of, progress)
+    ctx = JobContext(spark, config, warehouse, record.run_id, as_of, progress, mode=mode)
     code, error = EXIT_OK, None
     try:
         for job in jobs:

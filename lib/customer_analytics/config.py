@@ -251,6 +251,74 @@ class ClvConfig(_Section):
     horizons_days: list[int] = Field(default_factory=lambda: [90, 365])
 
 
+class IndexCondition(_Section):
+    """
+    One test on a cluster's profile: the cluster mean of ``feature`` divided by the overall
+    mean (its *index*) must be above ``above`` and/or below ``below`` (strictly).
+    """
+
+    feature: str
+    above: float | None = Field(None, gt=0)
+    below: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> IndexCondition:
+        if self.above is None and self.below is None:
+            raise ValueError(f"condition on {self.feature!r} needs above or below")
+        return self
+
+
+class SegmentRule(_Section):
+    """A segment name, its suggested marketing action, and when a cluster earns it."""
+
+    name: str
+    action: str
+    when: list[IndexCondition] = Field(min_length=1)
+
+
+def _cond(feature: str, above: float | None = None, below: float | None = None) -> dict:
+    return {"feature": feature, "above": above, "below": below}
+
+
+#: Default naming rules (SPEC section 4); see ``segmentation.name_segments`` for the matching.
+DEFAULT_SEGMENT_RULES: list[dict] = [
+    {
+        "name": "Champions",
+        "action": "Reward and upsell: loyalty perks, early access, premium ranges",
+        "when": [
+            _cond("total_spend", above=1.5),
+            _cond("total_visits", above=1.3),
+            _cond("recency_days", below=0.8),
+        ],
+    },
+    {
+        "name": "Loyal regulars",
+        "action": "Keep them engaged: points multipliers and personalised cross-sell",
+        "when": [_cond("total_visits", above=1.1), _cond("recency_days", below=1.0)],
+    },
+    {
+        "name": "Big-basket occasionals",
+        "action": "Bundle offers and visit-frequency incentives on their large baskets",
+        "when": [_cond("avg_basket_spend", above=1.2), _cond("total_visits", below=1.0)],
+    },
+    {
+        "name": "New customers",
+        "action": "Welcome series: onboarding content and an offer on the next purchase",
+        "when": [_cond("total_visits", below=0.8), _cond("recency_days", below=0.8)],
+    },
+    {
+        "name": "At risk",
+        "action": "Win back before they lapse: personalised reminder and a time-limited offer",
+        "when": [_cond("recency_days", above=1.2), _cond("total_spend", above=0.8)],
+    },
+    {
+        "name": "Lapsed low-value",
+        "action": "Low-cost reactivation e-mail; otherwise deprioritise spend",
+        "when": [_cond("recency_days", above=1.2), _cond("total_spend", below=0.8)],
+    },
+]
+
+
 class SegmentationConfig(_Section):
     features: list[str] = Field(default_factory=lambda: list(DEFAULT_SEGMENTATION_FEATURES))
     k: int | None = Field(None, ge=2)
@@ -259,6 +327,10 @@ class SegmentationConfig(_Section):
     sample_fraction: float = Field(1.0, gt=0, le=1)
     seed: int = 42
     imputer_strategy: Literal["mean", "median", "mode"] = "median"
+    #: Naming rules, tried by best score (``segmentation.name_segments``); names must be unique.
+    segment_names: list[SegmentRule] = Field(
+        default_factory=lambda: [SegmentRule.model_validate(r) for r in DEFAULT_SEGMENT_RULES]
+    )
 
     @model_validator(mode="after")
     def _k_range(self) -> SegmentationConfig:
@@ -266,6 +338,9 @@ class SegmentationConfig(_Section):
             raise ValueError(f"k_min {self.k_min} is greater than k_max {self.k_max}")
         if not self.features:
             raise ValueError("features must list at least one column")
+        names = [rule.name for rule in self.segment_names]
+        if len(set(names)) != len(names):
+            raise ValueError("segment_names: each name must be unique")
         return self
 
 

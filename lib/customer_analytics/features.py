@@ -57,6 +57,8 @@ RFM_SEGMENTS: list[tuple[str, str]] = [
     ("Need attention", "true"),
 ]
 
+RFM_COLUMNS = (C.R_SCORE, C.F_SCORE, C.M_SCORE, C.RFM_SCORE, C.RFM_SEGMENT)
+
 CUSTOMER_FEATURE_COLUMNS = [
     C.CUSTOMER_ID,
     C.AS_OF,
@@ -132,7 +134,26 @@ def in_window(
     return df.filter(keep)
 
 
-def customer_features(
+def customer_features(orders: DataFrame, order_lines: DataFrame, customers=None, **kwargs):
+    """
+    The customer single view as of ``as_of``: :func:`base_customer_features` (same
+    parameters) with the RFM scores of :func:`rfm_scores`.
+
+    Returns
+    -------
+    DataFrame
+        One row per member with a visit in the window, columns
+        :data:`CUSTOMER_FEATURE_COLUMNS` (see the module docstring for definitions).
+    """
+    return with_rfm_scores(base_customer_features(orders, order_lines, customers, **kwargs))
+
+
+def with_rfm_scores(base: DataFrame) -> DataFrame:
+    """Add the RFM columns to :func:`base_customer_features` and order the columns."""
+    return rfm_scores(base).select(*CUSTOMER_FEATURE_COLUMNS)
+
+
+def base_customer_features(
     orders: DataFrame,
     order_lines: DataFrame,
     customers: DataFrame | None = None,
@@ -144,7 +165,9 @@ def customer_features(
     period: str = "day",
 ) -> DataFrame:
     """
-    The customer single view as of ``as_of``.
+    The customer single view as of ``as_of``, all but the RFM scores (see
+    :func:`customer_features`; a job persists this frame because the RFM cut points and the
+    scores both read it).
 
     Parameters
     ----------
@@ -190,7 +213,6 @@ def customer_features(
         .join(_distinct_products(in_window(order_lines, **window)), C.CUSTOMER_ID, "left")
     )
     features = _derived(features, as_of, expected_lifetime_years)
-    features = rfm_scores(features)
     if customers is not None:
         attributes = customers.select(C.CUSTOMER_ID, C.COUNTRY, C.PRICE_SENSITIVITY, C.LIFESTAGE)
         features = features.join(attributes, C.CUSTOMER_ID, "left")
@@ -202,7 +224,7 @@ def customer_features(
                 for c in (C.COUNTRY, C.PRICE_SENSITIVITY, C.LIFESTAGE)
             ],
         )
-    return features.select(*CUSTOMER_FEATURE_COLUMNS)
+    return features.select(*[c for c in CUSTOMER_FEATURE_COLUMNS if c not in RFM_COLUMNS])
 
 
 def _visit_aggregates(visits: DataFrame) -> DataFrame:

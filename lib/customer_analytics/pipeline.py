@@ -13,8 +13,10 @@ from datetime import UTC, date, datetime
 
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
-from customer_analytics import features, ingest
+from customer_analytics import columns as C
+from customer_analytics import features, ingest, segmentation
 from customer_analytics.config import Config
 from customer_analytics.errors import InputError
 from customer_analytics.progress import Progress, StageSummary
@@ -28,6 +30,11 @@ QUARANTINE = "quarantine"
 INGEST_RECONCILIATION = "ingest_reconciliation"
 CUSTOMER_FEATURES = "customer_features"
 MONTHLY_SALES = "monthly_sales"
+KMEANS_SELECTION = "kmeans_selection"
+CUSTOMER_SEGMENTS = "customer_segments"
+SEGMENT_PROFILES = "segment_profiles"
+FEATURE_IMPORTANCE = "feature_importance"
+SEGMENT_MODES = ("fit", "score")
 
 
 @dataclass
@@ -38,6 +45,8 @@ class JobContext:
     run_id: str
     as_of: date | None
     progress: Progress
+    #: ``segment`` job: ``fit`` a new model, or ``score`` with the latest saved one.
+    mode: str = "fit"
 
 
 @dataclass(frozen=True)
@@ -128,7 +137,7 @@ def run_features(ctx: JobContext, summary: StageSummary) -> None:
     lines = read_input(ctx, ORDER_LINES)
     customer_table = read_input(ctx, CUSTOMERS)
     as_of = resolve_as_of(ctx, orders)
-    single_view = features.customer_features(
+    base = features.base_customer_features(
         orders,
         lines,
         customer_table,
@@ -137,14 +146,61 @@ def run_features(ctx: JobContext, summary: StageSummary) -> None:
         exclude_periods=cfg.source.exclude_periods,
         expected_lifetime_years=cfg.features.expected_lifetime_years,
         period=cfg.clv.period,
-    )
-    written = ctx.warehouse.write(CUSTOMER_FEATURES, single_view, run_id=ctx.run_id)
+    ).persist(StorageLevel.MEMORY_AND_DISK)  # read by the RFM cut points and by the scores
+    try:
+        single_view = features.with_rfm_scores(base)
+        written = ctx.warehouse.write(CUSTOMER_FEATURES, single_view, run_id=ctx.run_id)
+    finally:
+        base.unpersist()
     monthly = ctx.warehouse.write(
         MONTHLY_SALES, features.monthly_sales(orders, lines, as_of=as_of), run_id=ctx.run_id
     )
     summary.rows_in = ctx.warehouse.row_count(ORDERS)
     summary.rows_out = written.rows
     summary.detail.update(as_of=as_of.isoformat(), monthly_sales_rows=monthly.rows)
+
+
+def run_segment(ctx: JobContext, summary: StageSummary) -> None:
+    """
+    customer_features -> kmeans_selection, customer_segments, segment_profiles,
+    feature_importance, and (``fit``) a saved model under ``<warehouse>/_models/segmentation``.
+
+    ``--mode score`` applies the latest saved model without refitting (no ``kmeans_selection``).
+    """
+    seg_cfg = ctx.config.segmentation
+    if ctx.mode not in SEGMENT_MODES:
+        raise InputError(f"--mode must be one of {', '.join(SEGMENT_MODES)}, got {ctx.mode!r}")
+    table = read_input(ctx, CUSTOMER_FEATURES)
+    if ctx.mode == "score":
+        model, metadata = segmentation.load_latest_model(ctx.warehouse.path)
+        result = segmentation.score(model, metadata, table, seg_cfg)
+        summary.detail.update(mode="score", model_run=metadata["run_id"])
+    else:
+        result = segmentation.fit(table, seg_cfg)
+        ctx.warehouse.write(KMEANS_SELECTION, result.selection, run_id=ctx.run_id)
+        as_of_row = table.agg(F.max(C.AS_OF)).first() if C.AS_OF in table.columns else None
+        folder = segmentation.save_model(
+            result.model,
+            ctx.warehouse.path,
+            run_id=ctx.run_id,
+            k=result.k,
+            features=seg_cfg.features,
+            names=result.names,
+            as_of=as_of_row[0] if as_of_row else ctx.as_of,
+        )
+        summary.detail.update(mode="fit", model=folder)
+        result.selection.unpersist()
+    try:
+        written = ctx.warehouse.write(CUSTOMER_SEGMENTS, result.segments, run_id=ctx.run_id)
+        ctx.warehouse.write(SEGMENT_PROFILES, result.profiles, run_id=ctx.run_id)
+        ctx.warehouse.write(FEATURE_IMPORTANCE, result.importance, run_id=ctx.run_id)
+    finally:
+        result.scored.unpersist()
+    summary.rows_in = written.rows
+    summary.rows_out = written.rows
+    summary.detail.update(k=result.k)
+    for cluster, (name, _) in sorted(result.names.items()):
+        ctx.progress.say(f"[segment] cluster {cluster}: {name}")
 
 
 JOBS: dict[str, Job] = {
@@ -159,7 +215,13 @@ JOBS: dict[str, Job] = {
         "build the customer single view (customer_features) and monthly_sales as of a date",
         run_features,
     ),
+    "segment": Job(
+        "segment",
+        "cluster customers (KMeans) into named segments: customer_segments, segment_profiles, "
+        "feature_importance, kmeans_selection; --mode score reuses the latest saved model",
+        run_segment,
+    ),
 }
 
 #: The stages ``pipeline`` runs, in order; only stages that are built are listed.
-PIPELINE: tuple[str, ...] = ("ingest", "features")
+PIPELINE: tuple[str, ...] = ("ingest", "features", "segment")

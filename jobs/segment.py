@@ -1,0 +1,8 @@
+"""The ``segment`` job for ``spark-submit --py-files <wheel> jobs/segment.py [options]``."""
+
+import sys
+
+from customer_analytics.cli import run_job
+
+if __name__ == "__main__":
+    sys.exit(run_job("segment"))

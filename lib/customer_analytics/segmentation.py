@@ -1,0 +1,730 @@
+"""
+Customer segmentation with MLlib KMeans (SPEC section 4).
+
+Method
+------
+The configured features of ``customer_features`` go through one :class:`pyspark.ml.Pipeline`,
+so a fitted :class:`~pyspark.ml.PipelineModel` scores new data identically:
+
+1. ``SQLTransformer``: each feature cast to double (``_num_<f>``).
+2. ``Imputer`` (strategy from configuration): nulls -> ``_imp_<f>`` (e.g. ``mtbp_days`` is null
+   for one-visit customers).
+3. ``SQLTransformer``: ``log1p(greatest(x, 0))`` of the skewed columns, identity for the others
+   (``_x_<f>``). Skewed columns are fixed by a rule, not by the data: the non-negative counts,
+   amounts and durations listed in :data:`SKEWED_FEATURES` (visits, spends, baskets,
+   ``mtbp_days``, ``recency_days``...); rates, scores and trends (``return_rate``,
+   ``spend_trend``, ``p_alive``) are left as they are. Negative values are clipped at 0.
+4. ``VectorAssembler`` then ``StandardScaler`` (mean 0, standard deviation 1). A constant
+   feature has standard deviation 0 and is scaled to 0 everywhere: it is kept but has no
+   influence on the clusters (documented fallback, not an error).
+5. ``KMeans(seed=seed)`` writing ``cluster`` (int).
+
+K is chosen by :func:`sweep_k` (silhouette of ``ClusteringEvaluator``, squared Euclidean, and
+the KMeans training cost per K; the preprocessing is fitted once on the sweep's data, then one
+KMeans per K) and :func:`choose_k`. With a fixed ``k`` the sweep records that one K only.
+
+Outputs
+-------
+- ``customer_segments``: ``customer_id``, ``cluster``, ``segment_name``, ``distance`` (Euclidean
+  distance to the cluster's centroid in the scaled feature space).
+- ``segment_profiles`` in *long* format: one row per (cluster, feature) with ``cluster``,
+  ``segment_name``, ``action``, ``size``, ``share``, ``feature``, ``mean``, ``median``
+  (``percentile_approx``), ``overall_mean`` and ``index`` = mean / overall mean (null when the
+  overall mean is 0). Raw (not imputed, not logged) values; nulls are ignored.
+- ``feature_importance``: per feature, ``importance`` = between-cluster variance / total
+  variance of the scaled feature (the R-squared of the clustering on that feature, 0..1, null
+  for a constant feature) and its ``rank`` (1 = separates the clusters best).
+
+Names
+-----
+Each rule of ``segmentation.segment_names`` is a list of index conditions. A rule matches a
+cluster when every condition holds (a feature missing from the profile never holds). Its score
+is the sum of the relative margins, ``(index - above) / above`` or ``(below - index) / below``.
+Matching (cluster, rule) pairs are taken greedily by highest score (ties: rule order, then
+cluster id), each rule and each cluster used once, so names are unique within a run and the
+same for the same data. A cluster that no rule names gets ``Segment <cluster> (<low|mid|high>
+spend)`` from its ``total_spend`` index (below 0.8, up to 1.25, above), or ``(profile n/a)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.clustering import KMeans
+from pyspark.ml.evaluation import ClusteringEvaluator
+from pyspark.ml.feature import Imputer, SQLTransformer, StandardScaler, VectorAssembler
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from customer_analytics import columns as C
+from customer_analytics.config import SegmentationConfig, SegmentRule
+from customer_analytics.errors import InputError
+
+#: Non-negative counts, amounts and durations: log1p-transformed when used as features.
+SKEWED_FEATURES = frozenset(
+    {
+        C.TOTAL_VISITS,
+        C.TOTAL_SPEND,
+        C.TOTAL_ITEMS,
+        C.DISTINCT_PRODUCTS,
+        C.TENURE_WEEKS,
+        C.ACTIVE_WEEKS,
+        C.AVG_WEEKLY_VISITS,
+        C.AVG_WEEKLY_SPEND,
+        C.VISITS_PER_TENURE_WEEK,
+        C.AVG_BASKET_SPEND,
+        C.ARPU,
+        C.AVG_UNIT_PRICE,
+        C.AVG_BASKET_ITEMS,
+        C.LAST_BASKET_SPEND,
+        C.PREV1_BASKET_SPEND,
+        C.PREV2_BASKET_SPEND,
+        C.VISIT_SPAN_DAYS,
+        C.MTBP_DAYS,
+        C.RECENCY_DAYS,
+        C.AVG_MONTHLY_SPEND,
+        C.RETURN_ORDERS,
+        C.RETURNED_AMOUNT,
+        C.LTV_HISTORIC,
+        C.LTV_SIMPLE,
+        C.FREQUENCY,
+        C.RECENCY,
+        C.T,
+        C.MONETARY_VALUE,
+    }
+)
+
+MODELS_FOLDER = os.path.join("_models", "segmentation")
+MODEL_SUBFOLDER = "model"
+METADATA_FILE = "metadata.json"
+SPEND_LEVELS = ((0.8, "low"), (1.25, "mid"))
+GENERIC_ACTION = "No rule matched: review the profile and test a general offer"
+
+SELECTION_SCHEMA = T.StructType(
+    [
+        T.StructField(C.K, T.IntegerType(), False),
+        T.StructField(C.SILHOUETTE, T.DoubleType(), True),
+        T.StructField(C.TRAINING_COST, T.DoubleType(), True),
+        T.StructField(C.SECONDS, T.DoubleType(), False),
+    ]
+)
+NAMES_SCHEMA = T.StructType(
+    [
+        T.StructField(C.CLUSTER, T.IntegerType(), False),
+        T.StructField(C.SEGMENT_NAME, T.StringType(), False),
+        T.StructField(C.ACTION, T.StringType(), False),
+    ]
+)
+
+
+def skewed_columns(features: Sequence[str]) -> list[str]:
+    """The features that :func:`build_pipeline` log-transforms: those in :data:`SKEWED_FEATURES`."""
+    return [f for f in features if f in SKEWED_FEATURES]
+
+
+def build_pipeline(
+    features: Sequence[str],
+    *,
+    k: int,
+    seed: int,
+    imputer_strategy: str = "median",
+    log_columns: Iterable[str] = (),
+) -> Pipeline:
+    """
+    The unfitted segmentation pipeline: cast, impute, log1p, assemble, scale, KMeans.
+
+    Parameters
+    ----------
+    features : sequence of str
+        Numeric columns of the input; at least one.
+    k : int
+        Number of clusters, must be >= 2.
+    seed : int
+        KMeans seed.
+    imputer_strategy : {"mean", "median", "mode"}
+        How nulls are filled (fitted on the training data).
+    log_columns : iterable of str
+        Members of ``features`` transformed with ``log1p(greatest(x, 0))``.
+
+    Returns
+    -------
+    Pipeline
+        Fitting and transforming adds working columns (``_num_*``, ``_imp_*``, ``_x_*``,
+        ``_assembled``, ``_scaled``) and ``cluster`` (int), keeping the input columns.
+
+    Examples
+    --------
+    >>> model = build_pipeline(["total_spend"], k=2, seed=1).fit(df)
+    >>> model.transform(df).select("customer_id", "cluster")
+    """
+    features = list(features)
+    logged = set(log_columns)
+    if k < 2:
+        raise ValueError(f"k must be >= 2, got {k}")
+    if not features:
+        raise ValueError("features must list at least one column")
+    unknown = sorted(logged - set(features))
+    if unknown:
+        raise ValueError(f"log_columns not in features: {', '.join(unknown)}")
+    cast = ", ".join(f"CAST(`{f}` AS DOUBLE) AS `{C.NUMERIC_PREFIX}{f}`" for f in features)
+    transformed = ", ".join(
+        (
+            f"LOG1P(GREATEST(`{C.IMPUTED_PREFIX}{f}`, 0D)) AS `{C.TRANSFORMED_PREFIX}{f}`"
+            if f in logged
+            else f"`{C.IMPUTED_PREFIX}{f}` AS `{C.TRANSFORMED_PREFIX}{f}`"
+        )
+        for f in features
+    )
+    return Pipeline(
+        stages=[
+            SQLTransformer(statement=f"SELECT *, {cast} FROM __THIS__"),
+            Imputer(
+                inputCols=[C.NUMERIC_PREFIX + f for f in features],
+                outputCols=[C.IMPUTED_PREFIX + f for f in features],
+                strategy=imputer_strategy,
+            ),
+            SQLTransformer(statement=f"SELECT *, {transformed} FROM __THIS__"),
+            VectorAssembler(
+                inputCols=[C.TRANSFORMED_PREFIX + f for f in features], outputCol=C.ASSEMBLED
+            ),
+            StandardScaler(inputCol=C.ASSEMBLED, outputCol=C.SCALED, withMean=True, withStd=True),
+            KMeans(k=k, seed=seed, featuresCol=C.SCALED, predictionCol=C.CLUSTER),
+        ]
+    )
+
+
+def pipeline_for(seg_cfg: SegmentationConfig, k: int) -> Pipeline:
+    """:func:`build_pipeline` with the configuration's features, seed, strategy and skew rule."""
+    return build_pipeline(
+        seg_cfg.features,
+        k=k,
+        seed=seg_cfg.seed,
+        imputer_strategy=seg_cfg.imputer_strategy,
+        log_columns=skewed_columns(seg_cfg.features),
+    )
+
+
+def check_input(customer_features: DataFrame, features: Sequence[str], *, min_rows: int) -> int:
+    """
+    Check that segmentation can run on ``customer_features``; return its row count.
+
+    One aggregation: row count and, per feature, the count of non-null values.
+
+    Raises
+    ------
+    InputError
+        One line: a configured feature is missing or not numeric, a feature is null for every
+        customer, or there are fewer than ``min_rows`` customers.
+    """
+    types = dict(customer_features.dtypes)
+    missing = [f for f in features if f not in types]
+    if missing:
+        raise InputError(
+            f"segmentation.features: column(s) {', '.join(missing)} not in customer_features"
+        )
+    numeric = ("int", "bigint", "smallint", "tinyint", "double", "float")
+    bad = [f for f in features if not (types[f] in numeric or types[f].startswith("decimal"))]
+    if bad:
+        raise InputError(f"segmentation.features: column(s) {', '.join(bad)} are not numeric")
+    row = customer_features.agg(
+        F.count(F.lit(1)).alias(C.TOTAL_COUNT),
+        *[F.count(F.col(f)).alias(f) for f in features],
+    ).first()
+    rows = int(row[C.TOTAL_COUNT])
+    if rows < min_rows:
+        raise InputError(
+            f"customer_features has {rows} customer(s); segmentation needs at least {min_rows}"
+        )
+    all_null = [f for f in features if row[f] == 0]
+    if all_null:
+        raise InputError(f"segmentation.features: {', '.join(all_null)} is null for every customer")
+    return rows
+
+
+def sweep_k(
+    customer_features: DataFrame, seg_cfg: SegmentationConfig, *, rows: int | None = None
+) -> DataFrame:
+    """
+    Fit KMeans for each K and measure it: the ``kmeans_selection`` table.
+
+    K runs over ``k_min..k_max`` (capped at customers - 1), or only ``k`` when it is fixed
+    (``silhouette`` null when that ``k`` equals the number of customers).
+    With ``sample_fraction < 1`` the sweep fits on ``sample(fraction, seed)`` (all customers if
+    the sample has fewer than 2 * K_max of them). The preprocessing stages are fitted once; the
+    loop over K fits models on the driver.
+
+    Parameters
+    ----------
+    customer_features : DataFrame
+        One row per customer with the configured features.
+    seg_cfg : SegmentationConfig
+    rows : int, optional
+        Row count of ``customer_features`` if known (from :func:`check_input`).
+
+    Returns
+    -------
+    DataFrame
+        ``k`` (int), ``silhouette`` (double), ``training_cost`` (double), ``seconds``
+        (double: fit plus evaluation), one row per K.
+    """
+    if rows is None:
+        rows = customer_features.count()
+    ks = candidate_ks(seg_cfg, rows)
+    data = customer_features
+    if seg_cfg.sample_fraction < 1:
+        sample = customer_features.sample(fraction=seg_cfg.sample_fraction, seed=seg_cfg.seed)
+        if sample.count() >= 2 * max(ks):
+            data = sample
+    stages = pipeline_for(seg_cfg, ks[0]).getStages()
+    prep = Pipeline(stages=stages[:-1]).fit(data)
+    prepared = prep.transform(data).select(C.SCALED).cache()
+    evaluator = ClusteringEvaluator(
+        featuresCol=C.SCALED, predictionCol=C.CLUSTER, metricName="silhouette"
+    )
+    results = []
+    try:
+        for k in ks:
+            started = time.perf_counter()
+            model = stages[-1].copy({stages[-1].k: k}).fit(prepared)
+            silhouette = evaluator.evaluate(model.transform(prepared)) if k < rows else None
+            cost = model.summary.trainingCost
+            results.append(
+                (k, _finite(silhouette), _finite(cost), round(time.perf_counter() - started, 3))
+            )
+    finally:
+        prepared.unpersist()
+    spark = SparkSession.getActiveSession() or customer_features.sparkSession
+    return spark.createDataFrame(results, SELECTION_SCHEMA)
+
+
+def candidate_ks(seg_cfg: SegmentationConfig, rows: int) -> list[int]:
+    """
+    The K values to try: ``[k]`` if fixed (needs ``rows >= k``), else
+    ``k_min..min(k_max, rows - 1)`` (a silhouette needs more customers than clusters).
+    """
+    if seg_cfg.k is not None:
+        if rows < seg_cfg.k:
+            raise InputError(
+                f"customer_features has {rows} customer(s); segmentation.k={seg_cfg.k} needs "
+                f"at least {seg_cfg.k}"
+            )
+        return [seg_cfg.k]
+    top = min(seg_cfg.k_max, rows - 1)
+    if top < seg_cfg.k_min:
+        raise InputError(
+            f"customer_features has {rows} customer(s); segmentation.k_min={seg_cfg.k_min} "
+            f"needs at least {seg_cfg.k_min + 1}"
+        )
+    return list(range(seg_cfg.k_min, top + 1))
+
+
+def choose_k(selection_rows: Iterable, fixed_k: int | None) -> int:
+    """
+    The K to fit: ``fixed_k`` if given, else the K of the best silhouette (ties: smaller K).
+
+    Parameters
+    ----------
+    selection_rows : iterable of Row or mapping
+        Rows of :func:`sweep_k` (``k``, ``silhouette``).
+    fixed_k : int or None
+
+    Examples
+    --------
+    >>> choose_k([{"k": 2, "silhouette": 0.4}, {"k": 3, "silhouette": 0.7}], None)
+    3
+    """
+    if fixed_k is not None:
+        return fixed_k
+    scored = [(r[C.SILHOUETTE], r[C.K]) for r in selection_rows if r[C.SILHOUETTE] is not None]
+    if not scored:
+        raise InputError("no K gave a silhouette: the customers cannot be clustered")
+    return min(scored, key=lambda pair: (-pair[0], pair[1]))[1]
+
+
+def centroid_distance(centers: Sequence[Sequence[float]]) -> Column:
+    """
+    Euclidean distance of each row's ``_scaled`` vector to its cluster's centre (a Column).
+
+    Built-ins only: the centres are an array literal indexed by ``cluster``.
+    """
+    centres = F.array(*[F.array(*[F.lit(float(v)) for v in c]) for c in centers])
+    mine = F.element_at(centres, F.col(C.CLUSTER) + 1)
+    squares = F.zip_with(vector_to_array(F.col(C.SCALED)), mine, lambda a, b: (a - b) * (a - b))
+    return F.sqrt(F.aggregate(squares, F.lit(0.0), lambda acc, x: acc + x))
+
+
+def assign_clusters(model: PipelineModel, customer_features: DataFrame) -> DataFrame:
+    """
+    Score customers with a fitted model.
+
+    Returns
+    -------
+    DataFrame
+        The input columns plus ``cluster`` (int), ``distance`` (double) and ``_scaled``.
+    """
+    kmeans = model.stages[-1]
+    out = model.transform(customer_features)
+    out = out.withColumn(C.DISTANCE, centroid_distance(kmeans.clusterCenters()))
+    keep = [*customer_features.columns, C.CLUSTER, C.DISTANCE, C.SCALED]
+    return out.select(*keep)
+
+
+def cluster_profiles(scored: DataFrame, features: Sequence[str]) -> DataFrame:
+    """
+    Per cluster and raw feature: size, share, mean, median, overall mean and index.
+
+    Parameters
+    ----------
+    scored : DataFrame
+        Needs ``cluster`` and the ``features``.
+
+    Returns
+    -------
+    DataFrame
+        ``cluster``, ``size`` (long), ``share`` (double), ``feature``, ``mean``, ``median``,
+        ``overall_mean``, ``index`` (null when the overall mean is 0 or null).
+    """
+    long = scored.select(C.CLUSTER, *[F.col(f).cast("double").alias(f) for f in features]).unpivot(
+        C.CLUSTER, list(features), C.FEATURE, C.VALUE
+    )
+    per_cluster = long.groupBy(C.CLUSTER, C.FEATURE).agg(
+        F.avg(C.VALUE).alias(C.MEAN),
+        F.percentile_approx(C.VALUE, 0.5, 10_000).alias(C.MEDIAN),
+    )
+    overall = long.groupBy(C.FEATURE).agg(F.avg(C.VALUE).alias(C.OVERALL_MEAN))
+    sizes = scored.groupBy(C.CLUSTER).agg(F.count(F.lit(1)).alias(C.SIZE))
+    total = scored.agg(F.count(F.lit(1)).alias(C.TOTAL_COUNT))
+    sizes = (
+        sizes.crossJoin(total)
+        .withColumn(C.SHARE, F.col(C.SIZE) / F.col(C.TOTAL_COUNT))
+        .drop(C.TOTAL_COUNT)
+    )
+    return (
+        per_cluster.join(overall, C.FEATURE)
+        .join(sizes, C.CLUSTER)
+        .withColumn(
+            C.INDEX,
+            F.when(F.col(C.OVERALL_MEAN) != 0, F.col(C.MEAN) / F.col(C.OVERALL_MEAN)),
+        )
+        .select(C.CLUSTER, C.SIZE, C.SHARE, C.FEATURE, C.MEAN, C.MEDIAN, C.OVERALL_MEAN, C.INDEX)
+    )
+
+
+def feature_importance(scored: DataFrame, features: Sequence[str]) -> DataFrame:
+    """
+    Between-cluster variance / total variance of each scaled feature.
+
+    Parameters
+    ----------
+    scored : DataFrame
+        Needs ``cluster`` and ``_scaled`` (the vector the model clustered).
+
+    Returns
+    -------
+    DataFrame
+        ``feature``, ``importance`` (double in 0..1; null for a constant feature), ``rank``
+        (int, 1 = most important; ties by feature order).
+    """
+    names = F.array(*[F.lit(f) for f in features])
+    values = scored.select(
+        C.CLUSTER, F.posexplode(vector_to_array(F.col(C.SCALED))).alias(C.POSITION, C.VALUE)
+    )
+    total = values.groupBy(C.POSITION).agg(
+        F.var_pop(C.VALUE).alias(C.TOTAL_VARIANCE),
+        F.avg(C.VALUE).alias(C.OVERALL_MEAN),
+        F.count(F.lit(1)).alias(C.TOTAL_COUNT),
+    )
+    per_cluster = values.groupBy(C.POSITION, C.CLUSTER).agg(
+        F.count(F.lit(1)).alias(C.CLUSTER_SIZE), F.avg(C.VALUE).alias(C.CLUSTER_MEAN)
+    )
+    between = (
+        per_cluster.join(total, C.POSITION)
+        .groupBy(C.POSITION, C.TOTAL_VARIANCE, C.TOTAL_COUNT)
+        .agg(
+            F.sum(
+                F.col(C.CLUSTER_SIZE) * F.pow(F.col(C.CLUSTER_MEAN) - F.col(C.OVERALL_MEAN), 2)
+            ).alias(C.VALUE)
+        )
+    )
+    importance = F.when(
+        F.col(C.TOTAL_VARIANCE) > 1e-12,
+        F.least(F.lit(1.0), F.col(C.VALUE) / F.col(C.TOTAL_COUNT) / F.col(C.TOTAL_VARIANCE)),
+    )
+    ranked = between.select(
+        F.element_at(names, F.col(C.POSITION) + 1).alias(C.FEATURE),
+        importance.alias(C.IMPORTANCE),
+        C.POSITION,
+    )
+    # one row per feature: a global window over this tiny frame is fine
+    order = Window.orderBy(F.col(C.IMPORTANCE).desc_nulls_last(), C.POSITION)
+    return ranked.withColumn(C.RANK, F.row_number().over(order)).drop(C.POSITION)
+
+
+def name_segments(
+    profile_rows: Iterable, rules: Sequence[SegmentRule]
+) -> dict[int, tuple[str, str]]:
+    """
+    Name each cluster from its profile indices by the rules (see the module docstring).
+
+    Parameters
+    ----------
+    profile_rows : iterable of Row or mapping
+        Rows of :func:`cluster_profiles` (``cluster``, ``feature``, ``index``).
+    rules : sequence of SegmentRule
+
+    Returns
+    -------
+    dict
+        cluster -> (segment name, action); names unique.
+
+    Examples
+    --------
+    >>> rule = SegmentRule(name="Big", action="thank", when=[{"feature": "s", "above": 1.5}])
+    >>> name_segments([{"cluster": 0, "feature": "s", "index": 2.0},
+    ...                {"cluster": 1, "feature": "s", "index": 0.5}], [rule])
+    {0: ('Big', 'thank'), 1: ('Segment 1 (profile n/a)', 'No rule matched: ...')}
+    """
+    index: dict[int, dict[str, float | None]] = {}
+    for row in profile_rows:
+        index.setdefault(int(row[C.CLUSTER]), {})[row[C.FEATURE]] = row[C.INDEX]
+    pairs = []
+    for order, rule in enumerate(rules):
+        for cluster in sorted(index):
+            score = _rule_score(rule, index[cluster])
+            if score is not None:
+                pairs.append((-score, order, cluster))
+    names: dict[int, tuple[str, str]] = {}
+    used_rules: set[int] = set()
+    for _, order, cluster in sorted(pairs):
+        if cluster in names or order in used_rules:
+            continue
+        names[cluster] = (rules[order].name, rules[order].action)
+        used_rules.add(order)
+    for cluster in sorted(index):
+        if cluster not in names:
+            names[cluster] = (_generic_name(cluster, index[cluster]), GENERIC_ACTION)
+    return names
+
+
+def _rule_score(rule: SegmentRule, indices: dict[str, float | None]) -> float | None:
+    score = 0.0
+    for cond in rule.when:
+        value = indices.get(cond.feature)
+        if value is None or math.isnan(value):
+            return None
+        if cond.above is not None:
+            if not value > cond.above:
+                return None
+            score += (value - cond.above) / cond.above
+        if cond.below is not None:
+            if not value < cond.below:
+                return None
+            score += (cond.below - value) / cond.below
+    return score
+
+
+def _generic_name(cluster: int, indices: dict[str, float | None]) -> str:
+    spend = indices.get(C.TOTAL_SPEND)
+    if spend is None or math.isnan(spend):
+        return f"Segment {cluster} (profile n/a)"
+    level = next((name for limit, name in SPEND_LEVELS if spend < limit), "high")
+    return f"Segment {cluster} ({level} spend)"
+
+
+def names_frame(spark: SparkSession, names: dict[int, tuple[str, str]]) -> DataFrame:
+    """The cluster -> name mapping as a tiny frame: ``cluster``, ``segment_name``, ``action``."""
+    rows = [(c, n, a) for c, (n, a) in sorted(names.items())]
+    return spark.createDataFrame(rows, NAMES_SCHEMA)
+
+
+def customer_segments(scored: DataFrame, names: DataFrame) -> DataFrame:
+    """Table ``customer_segments``: ``customer_id``, ``cluster``, ``segment_name``, ``distance``."""
+    return scored.join(F.broadcast(names), C.CLUSTER).select(
+        C.CUSTOMER_ID, C.CLUSTER, C.SEGMENT_NAME, C.DISTANCE
+    )
+
+
+def segment_profiles(profiles: DataFrame, names: DataFrame) -> DataFrame:
+    """Table ``segment_profiles``: :func:`cluster_profiles` plus ``segment_name``, ``action``."""
+    return profiles.join(F.broadcast(names), C.CLUSTER).select(
+        C.CLUSTER,
+        C.SEGMENT_NAME,
+        C.ACTION,
+        C.SIZE,
+        C.SHARE,
+        C.FEATURE,
+        C.MEAN,
+        C.MEDIAN,
+        C.OVERALL_MEAN,
+        C.INDEX,
+    )
+
+
+@dataclass
+class SegmentationResult:
+    """What one fit or score produced; the tables are lazy DataFrames except ``names``."""
+
+    model: PipelineModel
+    k: int
+    names: dict[int, tuple[str, str]]
+    selection: DataFrame | None
+    segments: DataFrame
+    profiles: DataFrame
+    importance: DataFrame
+    scored: DataFrame
+
+
+def fit(customer_features: DataFrame, seg_cfg: SegmentationConfig) -> SegmentationResult:
+    """
+    Sweep K, choose K, fit on all customers, profile and name the clusters.
+
+    ``scored`` is cached; call ``result.scored.unpersist()`` when the tables are written.
+
+    Raises
+    ------
+    InputError
+        On degenerate input (see :func:`check_input` and :func:`candidate_ks`).
+    """
+    features = seg_cfg.features
+    needed = seg_cfg.k if seg_cfg.k is not None else seg_cfg.k_min + 1
+    rows = check_input(customer_features, features, min_rows=needed)
+    candidate_ks(seg_cfg, rows)
+    selection = sweep_k(customer_features, seg_cfg, rows=rows).cache()
+    k = choose_k(selection.collect(), seg_cfg.k)
+    model = pipeline_for(seg_cfg, k).fit(customer_features)
+    return _describe(model, k, customer_features, features, seg_cfg.segment_names, selection)
+
+
+def score(
+    model: PipelineModel,
+    metadata: dict,
+    customer_features: DataFrame,
+    seg_cfg: SegmentationConfig,
+) -> SegmentationResult:
+    """
+    Apply a saved model to (newer) customer features, without refitting.
+
+    Names come from the model's metadata (the fit's names), so a cluster keeps its name.
+
+    Raises
+    ------
+    InputError
+        When the model's feature list differs from ``segmentation.features``.
+    """
+    saved = list(metadata.get("features", []))
+    if saved != list(seg_cfg.features):
+        raise InputError(
+            f"saved segmentation model {metadata.get('run_id')} uses features {saved}, but "
+            f"segmentation.features is {list(seg_cfg.features)}: refit with --mode fit"
+        )
+    check_input(customer_features, saved, min_rows=1)
+    names = {int(c): (n, a) for c, (n, a) in metadata["names"].items()}
+    return _describe(model, int(metadata["k"]), customer_features, saved, None, None, names)
+
+
+def _describe(
+    model: PipelineModel,
+    k: int,
+    customer_features: DataFrame,
+    features: Sequence[str],
+    rules: Sequence[SegmentRule] | None,
+    selection: DataFrame | None,
+    names: dict[int, tuple[str, str]] | None = None,
+) -> SegmentationResult:
+    scored = assign_clusters(model, customer_features).cache()
+    profiles = cluster_profiles(scored, features).cache()
+    if names is None:
+        names = name_segments(profiles.collect(), rules or [])
+    else:
+        present = [r[C.CLUSTER] for r in profiles.select(C.CLUSTER).distinct().collect()]
+        for cluster in present:
+            names.setdefault(cluster, (f"Segment {cluster} (unnamed)", GENERIC_ACTION))
+    spark = customer_features.sparkSession
+    named = names_frame(spark, names)
+    return SegmentationResult(
+        model=model,
+        k=k,
+        names=names,
+        selection=selection,
+        segments=customer_segments(scored, named),
+        profiles=segment_profiles(profiles, named),
+        importance=feature_importance(scored, features),
+        scored=scored,
+    )
+
+
+def save_model(
+    model: PipelineModel,
+    warehouse_path: str,
+    *,
+    run_id: str,
+    k: int,
+    features: Sequence[str],
+    names: dict[int, tuple[str, str]],
+    as_of: date | None,
+    trained_at: datetime | None = None,
+) -> str:
+    """
+    Save a fitted model and ``metadata.json`` in ``<warehouse>/_models/segmentation/<run_id>/``.
+
+    The folder starts with ``_`` so it is never taken for a table. The metadata (``run_id``,
+    ``k``, ``features``, ``names``, ``as_of``, ``trained_at``) is written last, so a folder
+    without it is an incomplete save that :func:`load_latest_model` ignores. Local paths only.
+
+    Returns
+    -------
+    str
+        The run's model folder.
+    """
+    folder = os.path.join(os.path.abspath(warehouse_path), MODELS_FOLDER, run_id)
+    model.write().overwrite().save(os.path.join(folder, MODEL_SUBFOLDER))
+    metadata = {
+        "run_id": run_id,
+        "k": k,
+        "features": list(features),
+        "names": {str(c): [n, a] for c, (n, a) in sorted(names.items())},
+        "as_of": as_of.isoformat() if as_of else None,
+        "trained_at": (trained_at or datetime.now(UTC)).isoformat(),
+    }
+    with open(os.path.join(folder, METADATA_FILE), "w", encoding="utf-8") as handle:
+        json.dump(metadata, handle, indent=2)
+    return folder
+
+
+def load_latest_model(warehouse_path: str) -> tuple[PipelineModel, dict]:
+    """
+    The most recently trained saved model (by ``trained_at``, then ``run_id``) and its metadata.
+
+    Raises
+    ------
+    InputError
+        When the warehouse holds no saved segmentation model.
+    """
+    root = os.path.join(os.path.abspath(warehouse_path), MODELS_FOLDER)
+    found = []
+    if os.path.isdir(root):
+        for run_id in os.listdir(root):
+            path = os.path.join(root, run_id, METADATA_FILE)
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8") as handle:
+                    metadata = json.load(handle)
+                found.append((metadata.get("trained_at", ""), run_id, metadata))
+    if not found:
+        raise InputError(
+            f"no saved segmentation model under {root}: run the segment job with --mode fit first"
+        )
+    _, run_id, metadata = max(found, key=lambda item: (item[0], item[1]))
+    return PipelineModel.load(os.path.join(root, run_id, MODEL_SUBFOLDER)), metadata
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) or math.isinf(value) else float(value)

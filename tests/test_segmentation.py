@@ -1,0 +1,270 @@
+"""Segmentation: pipeline, K sweep, profiles, names, saved models and degenerate input."""
+
+from __future__ import annotations
+
+import pytest
+from chispa import assert_approx_df_equality, assert_df_equality
+from pyspark.ml.linalg import Vectors
+
+from customer_analytics import columns as C
+from customer_analytics import segmentation as seg
+from customer_analytics.config import SegmentationConfig, SegmentRule
+from customer_analytics.errors import InputError
+
+FEATURES = [C.TOTAL_VISITS, C.TOTAL_SPEND, C.AVG_BASKET_SPEND, C.RECENCY_DAYS, C.MTBP_DAYS]
+CONSTANT = C.RETURN_RATE
+SCHEMA = (
+    "customer_id string, group string, total_visits long, total_spend double, "
+    "avg_basket_spend double, recency_days int, mtbp_days double, return_rate double"
+)
+
+
+def _population():
+    """
+    Three planted groups of 10 customers (i = 0..9), far apart on every feature:
+
+    - ``A`` frequent big spenders: 40+i visits, 5000+100i spend, recency 2+i days;
+    - ``B`` one-visit lapsed: 1 visit, 20+2i spend, recency 300+10i, mtbp null (imputed);
+    - ``C`` recent light buyers: 10+i//2 visits, 800+10i spend, recency 25+i.
+
+    ``return_rate`` is 0 for everyone (a constant feature: scaled to 0, kept).
+    """
+    rows = []
+    for i in range(10):
+        rows.append((f"a{i}", "A", 40 + i, 5000.0 + 100 * i, 120.0 + i, 2 + i, 5.0 + i / 10, 0.0))
+        rows.append((f"b{i}", "B", 1, 20.0 + 2 * i, 20.0 + 2 * i, 300 + 10 * i, None, 0.0))
+        rows.append((f"c{i}", "C", 10 + i // 2, 800.0 + 10 * i, 60.0 + i, 25 + i, 20.0 + i, 0.0))
+    return rows
+
+
+def _config(**overrides) -> SegmentationConfig:
+    values = {"features": [*FEATURES, CONSTANT], "k_min": 2, "k_max": 4, "seed": 7}
+    values.update(overrides)
+    return SegmentationConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def population(spark):
+    return spark.createDataFrame(_population(), SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def fitted(population):
+    result = seg.fit(population, _config())
+    yield result
+    result.scored.unpersist()
+
+
+def test_fit_recovers_the_three_planted_groups_up_to_relabelling(population, fitted):
+    pairs = (
+        fitted.segments.join(population, C.CUSTOMER_ID)
+        .select("group", C.CLUSTER)
+        .distinct()
+        .collect()
+    )
+    group_of_cluster = {r[C.CLUSTER]: r["group"] for r in pairs}
+    # one pair per group and three different clusters: the partition is the planted one
+    assert len(pairs) == 3
+    assert sorted(group_of_cluster.values()) == ["A", "B", "C"]
+    assert fitted.k == 3
+
+
+def test_sweep_table_has_one_row_per_k_and_best_silhouette_is_chosen(fitted):
+    rows = fitted.selection.orderBy(C.K).collect()
+    assert [r[C.K] for r in rows] == [2, 3, 4]
+    assert all(r[C.TRAINING_COST] >= 0 and r[C.SECONDS] > 0 for r in rows)
+    assert seg.choose_k(rows, None) == fitted.k
+    best = max(rows, key=lambda r: r[C.SILHOUETTE])
+    assert best[C.K] == 3
+
+
+def test_clusters_are_named_by_the_default_rules(population, fitted):
+    # indices by hand (overall means: visits 19.17, spend 2108, recency 127):
+    # A: spend 2.59, visits 2.32, recency 0.05 -> Champions (beats Loyal regulars on score)
+    # B: recency 2.7, spend 0.01 -> Lapsed low-value; C: visits 0.63, recency 0.23 -> New customers
+    actual = (
+        fitted.segments.join(population, C.CUSTOMER_ID).select("group", C.SEGMENT_NAME).distinct()
+    )
+    expected = population.sparkSession.createDataFrame(
+        [("A", "Champions"), ("B", "Lapsed low-value"), ("C", "New customers")],
+        "group string, segment_name string",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_distance_is_zero_or_more_and_smaller_than_to_other_centroids(fitted):
+    rows = fitted.segments.collect()
+    assert len(rows) == 30
+    assert all(r[C.DISTANCE] is not None and r[C.DISTANCE] >= 0 for r in rows)
+    # tight planted groups: every customer is within 2 standard units of its centroid
+    assert max(r[C.DISTANCE] for r in rows) < 2.0
+
+
+def test_constant_feature_is_kept_with_null_importance(fitted):
+    importance = {r[C.FEATURE]: r[C.IMPORTANCE] for r in fitted.importance.collect()}
+    assert importance[CONSTANT] is None
+    assert importance[C.TOTAL_SPEND] > 0.9  # planted groups differ mostly in spend and visits
+
+
+def test_profile_index_of_spend_matches_a_hand_computation(population, fitted):
+    prof = {
+        r[C.SEGMENT_NAME]: r
+        for r in fitted.profiles.filter(f"{C.FEATURE} = '{C.TOTAL_SPEND}'").collect()
+    }
+    # A: mean 5000 + 100 * 4.5 = 5450; overall (5450 + 29 + 845) / 3 = 2108
+    champions = prof["Champions"]
+    assert (champions[C.SIZE], champions[C.SHARE]) == (10, pytest.approx(1 / 3))
+    assert champions[C.MEAN] == pytest.approx(5450.0)
+    assert champions[C.INDEX] == pytest.approx(5450.0 / 2108.0)
+    assert champions[C.ACTION].startswith("Reward")
+
+
+def test_saved_model_scores_identically_after_loading(spark, population, fitted, tmp_path):
+    seg.save_model(
+        fitted.model,
+        str(tmp_path),
+        run_id="r1",
+        k=fitted.k,
+        features=_config().features,
+        names=fitted.names,
+        as_of=None,
+    )
+    loaded, metadata = seg.load_latest_model(str(tmp_path))
+    cols = [C.CUSTOMER_ID, C.CLUSTER, C.DISTANCE]
+    before = seg.assign_clusters(fitted.model, population).select(*cols)
+    after = seg.assign_clusters(loaded, population).select(*cols)
+    assert_df_equality(after, before, ignore_row_order=True)
+    assert (metadata["run_id"], metadata["k"]) == ("r1", 3)
+
+    rescored = seg.score(loaded, metadata, population, _config())
+    assert_df_equality(
+        rescored.segments, fitted.segments, ignore_row_order=True, ignore_nullable=True
+    )
+    rescored.scored.unpersist()
+
+    with pytest.raises(InputError, match="uses features .* but segmentation.features is"):
+        seg.score(loaded, metadata, population, _config(features=FEATURES))
+
+
+def test_load_latest_model_without_a_model_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="no saved segmentation model"):
+        seg.load_latest_model(str(tmp_path))
+
+
+def test_cluster_profiles_mean_median_and_index(spark):
+    scored = spark.createDataFrame(
+        [(0, 10.0), (0, 30.0), (1, 60.0), (1, None)], "cluster int, total_spend double"
+    )
+    # overall mean (10 + 30 + 60) / 3 = 33.33; c0 mean 20 -> 0.6, c1 mean 60 -> 1.8;
+    # the null row still counts in size; percentile_approx of {10, 30} is 10
+    expected = spark.createDataFrame(
+        [
+            (0, 2, 0.5, "total_spend", 20.0, 10.0, 100 / 3, 0.6),
+            (1, 2, 0.5, "total_spend", 60.0, 60.0, 100 / 3, 1.8),
+        ],
+        "cluster int, size long, share double, feature string, mean double, median double, "
+        "overall_mean double, index double",
+    )
+    actual = seg.cluster_profiles(scored, [C.TOTAL_SPEND]).orderBy(C.CLUSTER)
+    assert_approx_df_equality(actual, expected, 1e-9, ignore_nullable=True)
+
+
+def test_feature_importance_is_between_over_total_variance(spark):
+    # a: -1, -1 | 1, 1 -> all variance between clusters (1.0); b: -1, 1 | -1, 1 -> none (0.0)
+    scored = spark.createDataFrame(
+        [
+            (0, Vectors.dense([-1.0, -1.0])),
+            (0, Vectors.dense([-1.0, 1.0])),
+            (1, Vectors.dense([1.0, -1.0])),
+            (1, Vectors.dense([1.0, 1.0])),
+        ],
+        ["cluster", C.SCALED],
+    )
+    expected = spark.createDataFrame(
+        [("a", 1.0, 1), ("b", 0.0, 2)], "feature string, importance double, rank int"
+    )
+    actual = seg.feature_importance(scored, ["a", "b"])
+    assert_approx_df_equality(actual, expected, 1e-9, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_choose_k_takes_best_silhouette_unless_fixed():
+    rows = [{"k": 2, "silhouette": 0.4}, {"k": 3, "silhouette": 0.7}, {"k": 4, "silhouette": 0.7}]
+    assert seg.choose_k(rows, None) == 3  # tie 3/4: the smaller K
+    assert seg.choose_k(rows, 5) == 5
+
+
+def test_names_are_unique_best_score_first_and_generic_when_no_rule_matches():
+    rules = [
+        SegmentRule(name="Big", action="thank", when=[{"feature": "s", "above": 1.5}]),
+        SegmentRule(name="Small", action="nudge", when=[{"feature": "s", "below": 0.5}]),
+    ]
+    profile = [
+        {"cluster": 0, "feature": "s", "index": 2.0},  # Big, score (2 - 1.5) / 1.5 = 0.33
+        {"cluster": 1, "feature": "s", "index": 3.0},  # Big, score 1.0: wins Big
+        {"cluster": 2, "feature": "s", "index": 0.2},  # Small
+        {"cluster": 3, "feature": "s", "index": None},  # nothing matches a null index
+    ]
+    names = seg.name_segments(profile, rules)
+    assert names[1] == ("Big", "thank")
+    assert names[2] == ("Small", "nudge")
+    assert names[0][0] == "Segment 0 (profile n/a)"  # "s" is not total_spend
+    assert names[3][0] == "Segment 3 (profile n/a)"
+
+
+def test_generic_name_describes_the_spend_level():
+    profile = [{"cluster": 4, "feature": C.TOTAL_SPEND, "index": 1.0}]
+    assert seg.name_segments(profile, [])[4][0] == "Segment 4 (mid spend)"
+
+
+def test_missing_feature_column_is_an_input_error(population):
+    with pytest.raises(InputError, match="column\\(s\\) spend_trend not in customer_features"):
+        seg.fit(population, _config(features=[C.TOTAL_SPEND, C.SPEND_TREND]))
+
+
+def test_all_null_feature_is_an_input_error(spark):
+    df = spark.createDataFrame(
+        [("c1", 1.0, None), ("c2", 2.0, None), ("c3", 3.0, None), ("c4", 4.0, None)],
+        "customer_id string, total_spend double, mtbp_days double",
+    )
+    with pytest.raises(InputError, match="mtbp_days is null for every customer"):
+        seg.fit(df, _config(features=[C.TOTAL_SPEND, C.MTBP_DAYS]))
+
+
+def test_fewer_customers_than_k_min_is_an_input_error(spark):
+    df = spark.createDataFrame([("c1", 1.0), ("c2", 2.0)], "customer_id string, total_spend double")
+    with pytest.raises(InputError, match="has 2 customer\\(s\\); segmentation needs at least 3"):
+        seg.fit(df, _config(features=[C.TOTAL_SPEND]))
+
+
+def test_fixed_k_above_the_customer_count_is_an_input_error(spark):
+    df = spark.createDataFrame(
+        [(f"c{i}", float(i)) for i in range(4)], "customer_id string, total_spend double"
+    )
+    with pytest.raises(InputError, match="has 4 customer\\(s\\); segmentation needs at least 5"):
+        seg.fit(df, _config(features=[C.TOTAL_SPEND], k=5))
+
+
+def test_segment_job_fits_then_scores_and_refuses_a_changed_feature_list(
+    spark, population, tmp_path, capsys
+):
+    from customer_analytics import cli
+    from customer_analytics.tables import Warehouse
+
+    wh = tmp_path / "wh"
+    Warehouse.for_path(spark, str(wh)).write("customer_features", population)
+    common = ["--set", "source.path=unused", "--set", f"warehouse.path={wh}"]
+    features = "--set", "segmentation.features=[total_visits, total_spend, recency_days]"
+
+    assert cli.main(["segment", *common, *features, "--set", "segmentation.k=3"]) == 0
+    warehouse = Warehouse.for_path(spark, str(wh))
+    fitted = warehouse.read("customer_segments")
+    assert warehouse.read("kmeans_selection").select(C.K).collect() == [(3,)]
+    assert fitted.select(C.CLUSTER).distinct().count() == 3
+    assert (wh / "_models" / "segmentation").is_dir()
+
+    assert cli.main(["segment", "--mode", "score", *common, *features]) == 0
+    assert_df_equality(warehouse.read("customer_segments"), fitted, ignore_row_order=True)
+
+    capsys.readouterr()
+    assert cli.main(["segment", "--mode", "score", *common]) == 2
+    assert "but segmentation.features is" in capsys.readouterr().err
