@@ -494,6 +494,15 @@ def accepted(prepared: DataFrame) -> DataFrame:
     return prepared.filter(F.col(C.REASON).isNull())
 
 
+def line_is_return() -> Column:
+    """A line of a return order, or with a negative quantity or amount (never null)."""
+    return (
+        F.col(C.ORDER_IS_RETURN)
+        | F.coalesce(F.col(C.QUANTITY) < 0, F.lit(False))
+        | F.coalesce(F.col(C.LINE_AMOUNT) < 0, F.lit(False))
+    )
+
+
 def order_lines(prepared: DataFrame) -> DataFrame:
     """
     One row per product line of the accepted rows (``ORDER_LINES_SCHEMA``).
@@ -502,11 +511,6 @@ def order_lines(prepared: DataFrame) -> DataFrame:
     amount) and for any line with a negative quantity or amount.
     """
     lines = accepted(prepared).select(*_ORDER_LEVEL, F.inline(C.ITEMS))
-    is_return = (
-        F.col(C.ORDER_IS_RETURN)
-        | F.coalesce(F.col(C.QUANTITY) < 0, F.lit(False))
-        | F.coalesce(F.col(C.LINE_AMOUNT) < 0, F.lit(False))
-    )
     return lines.select(
         F.col(C.SOURCE),
         F.col(C.ORDER_ID),
@@ -520,7 +524,7 @@ def order_lines(prepared: DataFrame) -> DataFrame:
         F.col(C.QUANTITY).cast("double"),
         F.col(C.UNIT_PRICE).cast("double"),
         F.col(C.LINE_AMOUNT).cast("double"),
-        is_return.alias(C.IS_RETURN),
+        line_is_return().alias(C.IS_RETURN),
     )
 
 
@@ -541,11 +545,6 @@ def orders(prepared: DataFrame, *, with_attributes: bool = False) -> DataFrame:
         .select(*_ORDER_LEVEL, F.posexplode(C.ITEMS).alias(_LINE_POS, _ITEM))
         .select(*_ORDER_LEVEL, _LINE_POS, f"{_ITEM}.*")
     )
-    line_is_return = (
-        F.col(C.ORDER_IS_RETURN)
-        | F.coalesce(F.col(C.QUANTITY) < 0, F.lit(False))
-        | F.coalesce(F.col(C.LINE_AMOUNT) < 0, F.lit(False))
-    )
     grouped = lines.groupBy(C.SOURCE, C.ORDER_ID).agg(
         F.max(C.CUSTOMER_ID).alias(C.CUSTOMER_ID),
         F.min(C.ORDER_TS).alias(C.ORDER_TS),
@@ -558,7 +557,7 @@ def orders(prepared: DataFrame, *, with_attributes: bool = False) -> DataFrame:
         F.max(C.PAID_AMOUNT).alias(C.PAID_AMOUNT),
         F.sum(C.QUANTITY).alias(C.ITEM_COUNT),
         F.count_distinct(C.PRODUCT_ID).cast("long").alias(C.DISTINCT_PRODUCTS),
-        F.bool_and(line_is_return).alias(C.IS_RETURN),
+        F.bool_and(line_is_return()).alias(C.IS_RETURN),
         F.max(C.PRICE_SENSITIVITY).alias(C.PRICE_SENSITIVITY),
         F.max(C.LIFESTAGE).alias(C.LIFESTAGE),
     )
