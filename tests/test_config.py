@@ -67,6 +67,18 @@ def test_dotted_spark_keys_are_kept_whole_in_the_file(tmp_path):
         ("source: {path: x}\n", ["nokey"], "expected section.key=value"),
         ("source: {path: x}\n", ["source.path.deeper=1"], "source.path is not a section"),
         ("source: [unclosed\n", [], "is not valid YAML"),
+        (
+            "source: {path: x}\nsegmentation: {features: [a, b], feature_weights: {c: 2}}\n",
+            [],
+            "feature_weights: c not in features",
+        ),
+        (
+            "source: {path: x}\nsegmentation: {features: [a, b], feature_weights: {a: 0}}\n",
+            [],
+            "the weight of a must be a finite number > 0",
+        ),
+        ("source: {path: x}\n", ["segmentation.feature_weights={recency_days: -1}"], "> 0"),
+        ("source: {path: x}\n", ["segmentation.n_init=0"], "segmentation.n_init: Input should"),
         ("- a list\n", [], "the top level must be a mapping"),
     ],
 )
@@ -77,6 +89,14 @@ def test_each_mistake_gives_one_line_naming_it(tmp_path, text, overrides, messag
     assert message in str(error.value)
     assert "\n" not in str(error.value)
     assert error.value.exit_code == 2
+
+
+def test_feature_weights_are_optional_and_set_per_feature(tmp_path):
+    path = write_yaml(tmp_path, "source: {path: x}\n")
+
+    assert config.load(path).segmentation.feature_weights == {}
+    cfg = config.load(path, ["segmentation.feature_weights={recency_days: 1.5}"])
+    assert cfg.segmentation.feature_weights == {"recency_days": 1.5}
 
 
 def test_missing_file_is_named(tmp_path):

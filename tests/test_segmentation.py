@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
+from pyspark.ml.clustering import KMeans
 from pyspark.ml.linalg import Vectors
+from pyspark.sql import functions as F
 
 from customer_analytics import columns as C
 from customer_analytics import segmentation as seg
-from customer_analytics.config import SegmentationConfig, SegmentRule
+from customer_analytics.config import DEFAULT_SEGMENTATION_FEATURES, SegmentationConfig, SegmentRule
 from customer_analytics.errors import InputError
+from customer_analytics.features import CUSTOMER_FEATURE_COLUMNS
 
 FEATURES = [C.TOTAL_VISITS, C.TOTAL_SPEND, C.AVG_BASKET_SPEND, C.RECENCY_DAYS, C.MTBP_DAYS]
 CONSTANT = C.RETURN_RATE
@@ -146,6 +149,133 @@ def test_saved_model_scores_identically_after_loading(spark, population, fitted,
         seg.score(loaded, metadata, population, _config(features=FEATURES))
 
 
+def test_score_refuses_a_model_fitted_with_other_weights(population, fitted, tmp_path):
+    seg.save_model(
+        fitted.model,
+        str(tmp_path),
+        run_id="r1",
+        k=fitted.k,
+        features=_config().features,
+        feature_weights={C.RECENCY_DAYS: 1.0},  # a weight of 1.0 is no weight: recorded as {}
+        names=fitted.names,
+        as_of=None,
+    )
+    loaded, metadata = seg.load_latest_model(str(tmp_path))
+    assert metadata["feature_weights"] == {}
+    weighted = _config(feature_weights={C.RECENCY_DAYS: 2.0})
+    with pytest.raises(InputError, match="uses feature_weights \\{\\}, but .* is \\{'recency"):
+        seg.score(loaded, metadata, population, weighted)
+
+
+def test_weights_multiply_the_standardized_features(spark):
+    df = spark.createDataFrame(
+        [("c1", 1.0, 10.0), ("c2", 2.0, 20.0), ("c3", 3.0, 30.0)],
+        "customer_id string, a double, b double",
+    )
+    # by hand: a and b both standardize to -1, 0, 1 (mean 2 / 20, sample sd 1 / 10);
+    # weight 2 on a doubles its coordinate, b keeps weight 1
+    model = seg.build_pipeline(["a", "b"], k=2, seed=1, weights={"a": 2.0}).fit(df)
+    actual = {
+        r[C.CUSTOMER_ID]: list(r[C.SCALED])
+        for r in model.transform(df).select(C.CUSTOMER_ID, C.SCALED).collect()
+    }
+    assert actual == {
+        "c1": [pytest.approx(-2.0), pytest.approx(-1.0)],
+        "c2": [pytest.approx(0.0), pytest.approx(0.0)],
+        "c3": [pytest.approx(2.0), pytest.approx(1.0)],
+    }
+
+
+def test_a_heavy_weight_decides_which_feature_splits_the_customers(spark):
+    # two features, each with two groups; standardized, both gaps are equal and k=2 must pick
+    # one: the weighted feature's gap (3 times wider) is the cheaper split
+    rows = [
+        (f"c{i}", float(i % 2) * 10 + i / 100, float(i // 2 % 2) * 10 + i / 100) for i in range(8)
+    ]
+    df = spark.createDataFrame(rows, "customer_id string, a double, b double")
+    for heavy, other in (("a", "b"), ("b", "a")):
+        model = seg.build_pipeline(["a", "b"], k=2, seed=3, weights={heavy: 3.0}).fit(df)
+        clusters = (
+            model.transform(df)
+            .groupBy(C.CLUSTER)
+            .agg(
+                F.count_distinct(F.round(heavy)).alias("heavy_values"),
+                F.count_distinct(F.round(other)).alias("other_values"),
+            )
+        )
+        assert sorted(tuple(r[1:]) for r in clusters.collect()) == [(1, 2), (1, 2)]
+
+
+def test_weights_not_in_features_or_not_positive_are_refused():
+    with pytest.raises(ValueError, match="weights not in features: c"):
+        seg.build_pipeline(["a", "b"], k=2, seed=1, weights={"c": 2.0})
+    with pytest.raises(ValueError, match="weights must be finite and > 0: a"):
+        seg.build_pipeline(["a", "b"], k=2, seed=1, weights={"a": 0.0})
+
+
+def test_fit_kmeans_keeps_the_start_with_the_lowest_cost(spark):
+    # three loose groups on a line, k=2: starts may pair them differently
+    df = spark.createDataFrame(
+        [(Vectors.dense([x]),) for x in (0.0, 0.1, 0.2, 3.0, 3.1, 7.0, 7.1, 7.2, 7.3)],
+        [C.SCALED],
+    )
+    kmeans = KMeans(k=2, seed=11, featuresCol=C.SCALED, predictionCol=C.CLUSTER, initMode="random")
+    costs = [
+        kmeans.copy({kmeans.seed: 11 + start}).fit(df).summary.trainingCost for start in range(4)
+    ]
+    best = seg.fit_kmeans(kmeans, df, n_init=4)
+    assert best.summary.trainingCost == pytest.approx(min(costs))
+    assert seg.fit_kmeans(kmeans, df, n_init=1).summary.trainingCost == pytest.approx(costs[0])
+    with pytest.raises(ValueError, match="n_init must be >= 1"):
+        seg.fit_kmeans(kmeans, df, n_init=0)
+
+
+def test_default_features_are_columns_of_the_customer_single_view():
+    assert set(DEFAULT_SEGMENTATION_FEATURES) <= set(CUSTOMER_FEATURE_COLUMNS)
+    # every default feature but return_rate is a non-negative count, amount or duration
+    assert seg.skewed_columns(DEFAULT_SEGMENTATION_FEATURES) == [
+        f for f in DEFAULT_SEGMENTATION_FEATURES if f != C.RETURN_RATE
+    ]
+
+
+def test_profiled_columns_add_the_rules_features_and_total_spend():
+    rule = SegmentRule(
+        name="Big",
+        action="a",
+        when=[{"feature": C.TENURE_WEEKS, "below": 1.0}, {"feature": C.TOTAL_VISITS, "above": 1.0}],
+    )
+    dtypes = [(C.TOTAL_VISITS, "bigint"), (C.TENURE_WEEKS, "double"), (C.TOTAL_SPEND, "double")]
+    assert seg.profile_features([C.TOTAL_VISITS], [rule], dtypes) == [
+        C.TOTAL_VISITS,
+        C.TENURE_WEEKS,
+        C.TOTAL_SPEND,
+    ]
+    # only numeric columns the input has; clustered features first, each once
+    dtypes = [(C.TENURE_WEEKS, "double"), (C.TOTAL_VISITS, "string")]
+    assert seg.profile_features([C.TENURE_WEEKS], [rule], dtypes) == [C.TENURE_WEEKS]
+
+
+def test_rules_name_clusters_on_a_feature_that_is_not_clustered(population):
+    # same planted groups, clustered without total_spend: the default rules still read its
+    # profile (indices as in test_clusters_are_named_by_the_default_rules)
+    features = [C.TOTAL_VISITS, C.AVG_BASKET_SPEND, C.RECENCY_DAYS, C.MTBP_DAYS]
+    result = seg.fit(population, _config(features=features, k=3))
+    actual = (
+        result.segments.join(population, C.CUSTOMER_ID).select("group", C.SEGMENT_NAME).distinct()
+    )
+    expected = population.sparkSession.createDataFrame(
+        [("A", "Champions"), ("B", "Lapsed low-value"), ("C", "New customers")],
+        "group string, segment_name string",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    profiled = {r[C.FEATURE] for r in result.profiles.select(C.FEATURE).distinct().collect()}
+    # total_spend and return_rate: tested by the default rules, present in the input
+    assert profiled == {*features, C.TOTAL_SPEND, C.RETURN_RATE}
+    importance = {r[C.FEATURE] for r in result.importance.collect()}
+    assert importance == set(features)  # importance only for what was clustered
+    result.scored.unpersist()
+
+
 def test_load_latest_model_without_a_model_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="no saved segmentation model"):
         seg.load_latest_model(str(tmp_path))
@@ -209,6 +339,34 @@ def test_names_are_unique_best_score_first_and_generic_when_no_rule_matches():
     assert names[2] == ("Small", "nudge")
     assert names[0][0] == "Segment 0 (profile n/a)"  # "s" is not total_spend
     assert names[3][0] == "Segment 3 (profile n/a)"
+
+
+def _profile(cluster: int, **indices: float) -> list[dict]:
+    return [{"cluster": cluster, "feature": f, "index": v} for f, v in indices.items()]
+
+
+def test_default_rules_tell_at_risk_from_loyal_when_lapsed_customers_inflate_recency():
+    # indices as measured on the generated data, where the lapsed inflate the mean recency
+    profile = [
+        *_profile(0, total_visits=1.6, recency_days=0.04, total_spend=0.8),
+        *_profile(1, total_visits=1.3, recency_days=0.46, total_spend=1.1),
+    ]
+    # Loyal regulars: c0 (1.6 - 1.1) / 1.1 + (1 - 0.04) = 1.41, c1 0.18 + 0.54 = 0.72;
+    # At risk: c1 (0.46 - 0.3) / 0.3 + (1.3 - 1) + (1.1 - 0.8) / 0.8 = 1.21, c0 fails recency
+    names = seg.name_segments(profile, SegmentationConfig().segment_names)
+    assert {c: n for c, (n, _) in names.items()} == {0: "Loyal regulars", 1: "At risk"}
+
+
+def test_default_rules_name_frequent_returners_before_big_baskets():
+    # as measured on online_retail: Frequent returners (3.8 - 2) / 2 = 0.9 beats
+    # Big-basket occasionals (1.76 - 1.2) / 1.2 + (1 - 0.62) = 0.85
+    profile = _profile(
+        3, return_rate=3.8, avg_basket_spend=1.76, total_visits=0.62, recency_days=1.18
+    )
+    names = seg.name_segments(
+        [*profile, *_profile(3, total_spend=0.85)], SegmentationConfig().segment_names
+    )
+    assert names[3][0] == "Frequent returners"
 
 
 def test_generic_name_describes_the_spend_level():

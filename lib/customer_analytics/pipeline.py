@@ -185,6 +185,7 @@ def run_segment(ctx: JobContext, summary: StageSummary) -> None:
             run_id=ctx.run_id,
             k=result.k,
             features=seg_cfg.features,
+            feature_weights=seg_cfg.feature_weights,
             names=result.names,
             as_of=as_of_row[0] if as_of_row else ctx.as_of,
         )

@@ -17,11 +17,21 @@ so a fitted :class:`~pyspark.ml.PipelineModel` scores new data identically:
 4. ``VectorAssembler`` then ``StandardScaler`` (mean 0, standard deviation 1). A constant
    feature has standard deviation 0 and is scaled to 0 everywhere: it is kept but has no
    influence on the clusters (documented fallback, not an error).
-5. ``KMeans(seed=seed)`` writing ``cluster`` (int).
+5. ``ElementwiseProduct`` by ``segmentation.feature_weights`` (1.0 for a feature not listed):
+   a weight ``w`` makes a feature count ``w**2`` times in the squared distances. Inside the
+   pipeline, so a saved model applies its weights when it scores.
+6. ``KMeans(seed=seed)`` writing ``cluster`` (int), the best of ``n_init`` starts
+   (:func:`fit_kmeans`).
 
 K is chosen by :func:`sweep_k` (silhouette of ``ClusteringEvaluator``, squared Euclidean, and
-the KMeans training cost per K; the preprocessing is fitted once on the sweep's data, then one
+the KMeans training cost per K; the preprocessing is fitted once on the sweep's data, then
 KMeans per K) and :func:`choose_k`. With a fixed ``k`` the sweep records that one K only.
+
+One k-means|| start often ends in a local optimum (two behaviours merged, another split), and
+the silhouettes of the sweep then depend on the seed more than on the data: on the generated
+data (six planted behaviours, default features, 10% sample) single starts chose K = 7 with
+seeds 1 and 7 and K = 6 with seeds 42 and 2024; the best of three starts by training cost chose
+K = 6 with seeds 1, 7 and 42. Hence ``n_init`` (default 3), in the sweep and the final fit.
 
 Outputs
 -------
@@ -30,7 +40,9 @@ Outputs
 - ``segment_profiles`` in *long* format: one row per (cluster, feature) with ``cluster``,
   ``segment_name``, ``action``, ``size``, ``share``, ``feature``, ``mean``, ``median``
   (``percentile_approx``), ``overall_mean`` and ``index`` = mean / overall mean (null when the
-  overall mean is 0). Raw (not imputed, not logged) values; nulls are ignored.
+  overall mean is 0). Raw (not imputed, not logged) values; nulls are ignored. Profiled are the
+  clustered features, then the numeric columns the naming rules test and ``total_spend``
+  (:func:`profile_features`): a rule may name clusters by a column that is not clustered on.
 - ``feature_importance``: per feature, ``importance`` = between-cluster variance / total
   variance of the scaled feature (the R-squared of the clustering on that feature, 0..1, null
   for a constant feature) and its ``rank`` (1 = separates the clusters best).
@@ -38,8 +50,9 @@ Outputs
 Names
 -----
 Each rule of ``segmentation.segment_names`` is a list of index conditions. A rule matches a
-cluster when every condition holds (a feature missing from the profile never holds). Its score
-is the sum of the relative margins, ``(index - above) / above`` or ``(below - index) / below``.
+cluster when every condition holds (a feature missing from the profile, i.e. from the input,
+never holds). Its score is the sum of the relative margins, ``(index - above) / above`` or
+``(below - index) / below``.
 Matching (cluster, rule) pairs are taken greedily by highest score (ties: rule order, then
 cluster id), each rule and each cluster used once, so names are unique within a run and the
 same for the same data. A cluster that no rule names gets ``Segment <cluster> (<low|mid|high>
@@ -52,15 +65,22 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.clustering import KMeans
+from pyspark.ml.clustering import KMeans, KMeansModel
 from pyspark.ml.evaluation import ClusteringEvaluator
-from pyspark.ml.feature import Imputer, SQLTransformer, StandardScaler, VectorAssembler
+from pyspark.ml.feature import (
+    ElementwiseProduct,
+    Imputer,
+    SQLTransformer,
+    StandardScaler,
+    VectorAssembler,
+)
 from pyspark.ml.functions import vector_to_array
+from pyspark.ml.linalg import Vectors
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -138,9 +158,10 @@ def build_pipeline(
     seed: int,
     imputer_strategy: str = "median",
     log_columns: Iterable[str] = (),
+    weights: Mapping[str, float] | None = None,
 ) -> Pipeline:
     """
-    The unfitted segmentation pipeline: cast, impute, log1p, assemble, scale, KMeans.
+    The unfitted segmentation pipeline: cast, impute, log1p, assemble, scale, weight, KMeans.
 
     Parameters
     ----------
@@ -154,12 +175,17 @@ def build_pipeline(
         How nulls are filled (fitted on the training data).
     log_columns : iterable of str
         Members of ``features`` transformed with ``log1p(greatest(x, 0))``.
+    weights : mapping of str to float, optional
+        Feature -> weight (must be > 0; keys must be in ``features``; others weigh 1.0),
+        multiplied into the standardized vector by ``ElementwiseProduct``: a feature of weight
+        ``w`` counts ``w**2`` times in the squared distances of KMeans and the silhouette.
 
     Returns
     -------
     Pipeline
         Fitting and transforming adds working columns (``_num_*``, ``_imp_*``, ``_x_*``,
-        ``_assembled``, ``_scaled``) and ``cluster`` (int), keeping the input columns.
+        ``_assembled``, ``_standardized``, ``_scaled``: the weighted vector KMeans clusters)
+        and ``cluster`` (int), keeping the input columns.
 
     Examples
     --------
@@ -175,6 +201,13 @@ def build_pipeline(
     unknown = sorted(logged - set(features))
     if unknown:
         raise ValueError(f"log_columns not in features: {', '.join(unknown)}")
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - set(features))
+    if unknown:
+        raise ValueError(f"weights not in features: {', '.join(unknown)}")
+    bad = sorted(f for f, w in weights.items() if not (w > 0 and math.isfinite(w)))
+    if bad:
+        raise ValueError(f"weights must be finite and > 0: {', '.join(bad)}")
     cast = ", ".join(f"CAST(`{f}` AS DOUBLE) AS `{C.NUMERIC_PREFIX}{f}`" for f in features)
     transformed = ", ".join(
         (
@@ -196,20 +229,31 @@ def build_pipeline(
             VectorAssembler(
                 inputCols=[C.TRANSFORMED_PREFIX + f for f in features], outputCol=C.ASSEMBLED
             ),
-            StandardScaler(inputCol=C.ASSEMBLED, outputCol=C.SCALED, withMean=True, withStd=True),
+            StandardScaler(
+                inputCol=C.ASSEMBLED, outputCol=C.STANDARDIZED, withMean=True, withStd=True
+            ),
+            ElementwiseProduct(
+                scalingVec=Vectors.dense([float(weights.get(f, 1.0)) for f in features]),
+                inputCol=C.STANDARDIZED,
+                outputCol=C.SCALED,
+            ),
             KMeans(k=k, seed=seed, featuresCol=C.SCALED, predictionCol=C.CLUSTER),
         ]
     )
 
 
 def pipeline_for(seg_cfg: SegmentationConfig, k: int) -> Pipeline:
-    """:func:`build_pipeline` with the configuration's features, seed, strategy and skew rule."""
+    """
+    :func:`build_pipeline` with the configuration's features, weights, seed, strategy and
+    skew rule.
+    """
     return build_pipeline(
         seg_cfg.features,
         k=k,
         seed=seg_cfg.seed,
         imputer_strategy=seg_cfg.imputer_strategy,
         log_columns=skewed_columns(seg_cfg.features),
+        weights=seg_cfg.feature_weights,
     )
 
 
@@ -231,8 +275,7 @@ def check_input(customer_features: DataFrame, features: Sequence[str], *, min_ro
         raise InputError(
             f"segmentation.features: column(s) {', '.join(missing)} not in customer_features"
         )
-    numeric = ("int", "bigint", "smallint", "tinyint", "double", "float")
-    bad = [f for f in features if not (types[f] in numeric or types[f].startswith("decimal"))]
+    bad = [f for f in features if not _is_numeric(types[f])]
     if bad:
         raise InputError(f"segmentation.features: column(s) {', '.join(bad)} are not numeric")
     row = customer_features.agg(
@@ -250,6 +293,66 @@ def check_input(customer_features: DataFrame, features: Sequence[str], *, min_ro
     return rows
 
 
+def _is_numeric(dtype: str) -> bool:
+    numeric = ("int", "bigint", "smallint", "tinyint", "double", "float")
+    return dtype in numeric or dtype.startswith("decimal")
+
+
+def _rule_features(rules: Sequence[SegmentRule]) -> list[str]:
+    """The features the rules test, in rule order, each once."""
+    return list(dict.fromkeys(cond.feature for rule in rules for cond in rule.when))
+
+
+def profile_features(
+    features: Sequence[str], rules: Sequence[SegmentRule], dtypes: Sequence[tuple[str, str]]
+) -> list[str]:
+    """
+    The columns profiled in ``segment_profiles``: the clustered ``features``, then the columns
+    the naming ``rules`` test, then ``total_spend`` (for generic names), each once; of the
+    latter two only the numeric columns of the input (``dtypes``, as ``DataFrame.dtypes``).
+
+    So a rule may test a column that is not clustered on (e.g. ``total_spend`` when visits and
+    basket spend are the features): it is profiled and named by, not clustered on. A rule on a
+    column the input lacks never holds (see :func:`name_segments`).
+
+    Examples
+    --------
+    >>> rule = SegmentRule(name="Big", action="a", when=[{"feature": "tenure_weeks", "below": 1}])
+    >>> profile_features(["total_visits"], [rule],
+    ...     [("total_visits", "bigint"), ("tenure_weeks", "double"), ("total_spend", "double")])
+    ['total_visits', 'tenure_weeks', 'total_spend']
+    """
+    types = dict(dtypes)
+    extra = [
+        f for f in [*_rule_features(rules), C.TOTAL_SPEND] if f in types and _is_numeric(types[f])
+    ]
+    return list(dict.fromkeys([*features, *extra]))
+
+
+def fit_kmeans(kmeans: KMeans, data: DataFrame, *, n_init: int) -> KMeansModel:
+    """
+    Fit ``kmeans`` ``n_init`` times, with seeds ``seed, seed + 1, ...``; keep the lowest
+    training cost (ties: the first).
+
+    One k-means|| start can stop in a local optimum that merges two groups and splits another;
+    several starts make the sweep's silhouettes, and so the chosen K, depend much less on the
+    seed. ``n_init`` must be >= 1; ``n_init=1`` is a plain ``kmeans.fit(data)``.
+
+    Examples
+    --------
+    >>> model = fit_kmeans(KMeans(k=3, seed=42, featuresCol="_scaled"), prepared, n_init=3)
+    """
+    if n_init < 1:
+        raise ValueError(f"n_init must be >= 1, got {n_init}")
+    seed = kmeans.getSeed()
+    best = None
+    for start in range(n_init):
+        model = kmeans.copy({kmeans.seed: seed + start}).fit(data)
+        if best is None or model.summary.trainingCost < best.summary.trainingCost:
+            best = model
+    return best
+
+
 def sweep_k(
     customer_features: DataFrame, seg_cfg: SegmentationConfig, *, rows: int | None = None
 ) -> DataFrame:
@@ -260,7 +363,8 @@ def sweep_k(
     (``silhouette`` null when that ``k`` equals the number of customers).
     With ``sample_fraction < 1`` the sweep fits on ``sample(fraction, seed)`` (all customers if
     the sample has fewer than 2 * K_max of them). The preprocessing stages are fitted once; the
-    loop over K fits models on the driver.
+    loop over K fits models on the driver, each the best of ``n_init`` starts
+    (:func:`fit_kmeans`).
 
     Parameters
     ----------
@@ -274,7 +378,7 @@ def sweep_k(
     -------
     DataFrame
         ``k`` (int), ``silhouette`` (double), ``training_cost`` (double), ``seconds``
-        (double: fit plus evaluation), one row per K.
+        (double: the ``n_init`` fits plus evaluation), one row per K.
     """
     if rows is None:
         rows = customer_features.count()
@@ -294,7 +398,8 @@ def sweep_k(
     try:
         for k in ks:
             started = time.perf_counter()
-            model = stages[-1].copy({stages[-1].k: k}).fit(prepared)
+            kmeans = stages[-1].copy({stages[-1].k: k})
+            model = fit_kmeans(kmeans, prepared, n_init=seg_cfg.n_init)
             silhouette = evaluator.evaluate(model.transform(prepared)) if k < rows else None
             cost = model.summary.trainingCost
             results.append(
@@ -596,12 +701,34 @@ def fit(customer_features: DataFrame, seg_cfg: SegmentationConfig) -> Segmentati
     """
     features = seg_cfg.features
     needed = seg_cfg.k if seg_cfg.k is not None else seg_cfg.k_min + 1
+    rules = seg_cfg.segment_names
     rows = check_input(customer_features, features, min_rows=needed)
     candidate_ks(seg_cfg, rows)
     selection = sweep_k(customer_features, seg_cfg, rows=rows).cache()
     k = choose_k(selection.collect(), seg_cfg.k)
-    model = pipeline_for(seg_cfg, k).fit(customer_features)
-    return _describe(model, k, customer_features, features, seg_cfg.segment_names, selection)
+    model = fit_pipeline(customer_features, seg_cfg, k)
+    profiled = profile_features(features, rules, customer_features.dtypes)
+    return _describe(model, k, customer_features, features, profiled, rules, selection)
+
+
+def fit_pipeline(
+    customer_features: DataFrame, seg_cfg: SegmentationConfig, k: int
+) -> PipelineModel:
+    """
+    Fit :func:`pipeline_for` on all customers, KMeans the best of ``n_init`` starts.
+
+    The preprocessing stages are fitted once, then :func:`fit_kmeans`; the result is one
+    :class:`~pyspark.ml.PipelineModel` (preprocessing models + KMeans model), which saves and
+    scores like one from ``Pipeline.fit`` (with ``n_init=1``, the same model).
+    """
+    stages = pipeline_for(seg_cfg, k).getStages()
+    prep = Pipeline(stages=stages[:-1]).fit(customer_features)
+    prepared = prep.transform(customer_features).select(C.SCALED).cache()
+    try:
+        kmeans = fit_kmeans(stages[-1], prepared, n_init=seg_cfg.n_init)
+    finally:
+        prepared.unpersist()
+    return PipelineModel(stages=[*prep.stages, kmeans])
 
 
 def score(
@@ -618,7 +745,8 @@ def score(
     Raises
     ------
     InputError
-        When the model's feature list differs from ``segmentation.features``.
+        When the model's feature list differs from ``segmentation.features``, or its weights
+        from ``segmentation.feature_weights`` (a weight of 1.0 equals no weight).
     """
     saved = list(metadata.get("features", []))
     if saved != list(seg_cfg.features):
@@ -626,9 +754,19 @@ def score(
             f"saved segmentation model {metadata.get('run_id')} uses features {saved}, but "
             f"segmentation.features is {list(seg_cfg.features)}: refit with --mode fit"
         )
+    saved_weights = _effective_weights(metadata.get("feature_weights"))
+    if saved_weights != _effective_weights(seg_cfg.feature_weights):
+        raise InputError(
+            f"saved segmentation model {metadata.get('run_id')} uses feature_weights "
+            f"{saved_weights}, but segmentation.feature_weights is "
+            f"{_effective_weights(seg_cfg.feature_weights)}: refit with --mode fit"
+        )
+    rules = seg_cfg.segment_names
     check_input(customer_features, saved, min_rows=1)
     names = {int(c): (n, a) for c, (n, a) in metadata["names"].items()}
-    return _describe(model, int(metadata["k"]), customer_features, saved, None, None, names)
+    profiled = profile_features(saved, rules, customer_features.dtypes)
+    k = int(metadata["k"])
+    return _describe(model, k, customer_features, saved, profiled, None, None, names)
 
 
 def _describe(
@@ -636,12 +774,13 @@ def _describe(
     k: int,
     customer_features: DataFrame,
     features: Sequence[str],
+    profiled: Sequence[str],
     rules: Sequence[SegmentRule] | None,
     selection: DataFrame | None,
     names: dict[int, tuple[str, str]] | None = None,
 ) -> SegmentationResult:
     scored = assign_clusters(model, customer_features).cache()
-    profiles = cluster_profiles(scored, features).cache()
+    profiles = cluster_profiles(scored, profiled).cache()
     if names is None:
         names = name_segments(profiles.collect(), rules or [])
     else:
@@ -672,13 +811,15 @@ def save_model(
     names: dict[int, tuple[str, str]],
     as_of: date | None,
     trained_at: datetime | None = None,
+    feature_weights: Mapping[str, float] | None = None,
 ) -> str:
     """
     Save a fitted model and ``metadata.json`` in ``<warehouse>/_models/segmentation/<run_id>/``.
 
     The folder starts with ``_`` so it is never taken for a table. The metadata (``run_id``,
-    ``k``, ``features``, ``names``, ``as_of``, ``trained_at``) is written last, so a folder
-    without it is an incomplete save that :func:`load_latest_model` ignores. Local paths only.
+    ``k``, ``features``, ``feature_weights`` (those not 1.0), ``names``, ``as_of``,
+    ``trained_at``) is written last, so a folder without it is an incomplete save that
+    :func:`load_latest_model` ignores. Local paths only.
 
     Returns
     -------
@@ -691,6 +832,7 @@ def save_model(
         "run_id": run_id,
         "k": k,
         "features": list(features),
+        "feature_weights": _effective_weights(feature_weights),
         "names": {str(c): [n, a] for c, (n, a) in sorted(names.items())},
         "as_of": as_of.isoformat() if as_of else None,
         "trained_at": (trained_at or datetime.now(UTC)).isoformat(),
@@ -724,6 +866,11 @@ def load_latest_model(warehouse_path: str) -> tuple[PipelineModel, dict]:
         )
     _, run_id, metadata = max(found, key=lambda item: (item[0], item[1]))
     return PipelineModel.load(os.path.join(root, run_id, MODEL_SUBFOLDER)), metadata
+
+
+def _effective_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
+    """The weights that change anything (not 1.0), as plain floats."""
+    return {f: float(w) for f, w in (weights or {}).items() if float(w) != 1.0}
 
 
 def _finite(value: float | None) -> float | None:
