@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -70,35 +72,104 @@ def test_console_script_reports_config_errors_with_exit_2(tmp_path):
     assert result.stderr.strip().endswith(f"configuration file not found: {tmp_path}/missing.yaml")
 
 
-def test_pipeline_run_appends_a_runs_row_with_its_arguments(spark, tmp_path, capsys):
-    warehouse = tmp_path / "wh"
-    argv = [
-        "pipeline",
-        "--set",
-        f"source.path={FIXTURES / 'product_json_small.csv'}",
-        "--set",
-        f"warehouse.path={warehouse}",
-        "--set",
-        "segmentation.k=2",  # only 2 members: a fixed K, no sweep over 2..10,
-        "--set",  # and features that are not null for both (they have 1 and 2 visits)
-        "segmentation.features=[total_visits, total_spend, recency_days]",
-    ]
+PIPELINE_ARGV = [
+    "pipeline",
+    "--set",
+    f"source.path={FIXTURES / 'product_json_pipeline.csv'}",
+    "--set",
+    "segmentation.k=2",  # 6 members: a fixed K, no sweep over 2..10
+    "--set",
+    "segmentation.features=[total_visits, total_spend, recency_days]",
+]
 
-    assert cli.main(argv) == 0
 
-    runs = DeltaTable(str(warehouse / "runs")).to_pyarrow_table().to_pylist()
+@pytest.fixture(scope="module")
+def pipeline_run(spark, tmp_path_factory):
+    """One ``pipeline`` run over the 14-order fixture: (warehouse, argv, exit code, stdout)."""
+    warehouse = tmp_path_factory.mktemp("pipeline") / "wh"
+    argv = [*PIPELINE_ARGV, "--set", f"warehouse.path={warehouse}"]
+    out = io.StringIO()
+    with contextlib.chdir(REPO), contextlib.redirect_stdout(out):
+        code = cli.main(argv)
+    return warehouse, argv, code, out.getvalue()
+
+
+def _rows(warehouse, table):
+    return DeltaTable(str(warehouse / table)).to_pyarrow_table().to_pylist()
+
+
+def test_pipeline_run_appends_a_runs_row_with_its_arguments(pipeline_run):
+    warehouse, argv, code, out = pipeline_run
+
+    assert code == 0
+    runs = _rows(warehouse, "runs")
     assert len(runs) == 1
     run = runs[0]
     assert (run["job"], run["status"], run["error"]) == ("pipeline", "succeeded", None)
     assert json.loads(run["arguments"]) == argv
-    # 8 input rows: 1 duplicate, 3 quarantined (null amount, bad date, malformed json);
-    # features and segment end with the 2 members who have a visit (101 and 103)
-    assert (run["rows_in"], run["rows_out"]) == (8, 2)
+    # 14 input rows in; 5 recommenders x 2 targets x K in (5, 10) evaluation rows out
+    assert (run["rows_in"], run["rows_out"]) == (14, 20)
     assert run["started_at"] <= run["ended_at"]
     stages = json.loads(run["stages"])
-    assert [s["stage"] for s in stages] == ["ingest", "features", "segment"]
-    assert stages[1]["detail"]["as_of"] == "2023-03-03"  # the last order
-    assert "[ingest] rows in 8, rows out 5" in capsys.readouterr().out
+    assert [s["stage"] for s in stages] == [
+        "ingest",
+        "features",
+        "segment",
+        "recommend",
+        "evaluate",
+    ]
+    assert stages[1]["detail"]["as_of"] == "2023-03-31"  # the last order
+    assert stages[4]["detail"]["cutoff"] == "2023-03-04"  # 4 weeks before 2023-04-01
+    assert "[ingest] rows in 14, rows out 18" in out
+
+
+def test_pipeline_writes_the_all_customers_top_list_counted_by_hand(pipeline_run):
+    warehouse = pipeline_run[0]
+
+    overall = sorted(
+        (r["rank"], r["product_id"], r["buyers"], r["quantity"], round(r["penetration"], 4))
+        for r in _rows(warehouse, "segment_top_products")
+        if r["cluster"] is None
+    )
+
+    # Members' purchases in (2023-01-31, 2023-03-31]: P1 by 201, 203, 204 (qty 3); P2 by 201,
+    # 202, 205 (qty 4); P3 by 201, 204 (qty 5); P4 by 202; P5 by 205. 6 segmented members.
+    assert overall == [
+        (1, "P2", 3, 4.0, 0.5),
+        (2, "P1", 3, 3.0, 0.5),
+        (3, "P3", 2, 5.0, 0.3333),
+        (4, "P4", 1, 1.0, 0.1667),
+        (5, "P5", 1, 1.0, 0.1667),
+    ]
+
+
+def test_pipeline_recommends_every_member_only_products_they_never_bought(pipeline_run):
+    warehouse = pipeline_run[0]
+    bought = {(r["customer_id"], r["product_id"]) for r in _rows(warehouse, "order_lines")}
+
+    recs = _rows(warehouse, "customer_recommendations")
+
+    assert {r["customer_id"] for r in recs} == {"201", "202", "203", "204", "205", "206"}
+    assert [r for r in recs if (r["customer_id"], r["product_id"]) in bought] == []
+
+
+def test_pipeline_evaluation_has_a_row_per_recommender_target_and_k(pipeline_run):
+    warehouse = pipeline_run[0]
+
+    rows = _rows(warehouse, "recommendation_eval")
+
+    assert sorted((r["recommender"], r["target"], r["k"]) for r in rows) == sorted(
+        (name, target, k)
+        for name in (
+            "global_popular",
+            "segment_popular",
+            "global_not_bought",
+            "segment_not_bought",
+            "segment_not_bought_rules",
+        )
+        for target in ("all", "new")
+        for k in (5, 10)
+    )
 
 
 def test_failed_run_is_recorded_with_status_failed(spark, tmp_path):
@@ -115,3 +186,23 @@ def test_failed_run_is_recorded_with_status_failed(spark, tmp_path):
     assert run["status"] == "failed"
     assert "has no column" in run["error"]
     assert not (warehouse / "order_lines").exists()
+
+
+def test_pipeline_evaluation_scores_the_popularity_baseline_as_counted_by_hand(pipeline_run):
+    warehouse = pipeline_run[0]
+
+    row = next(
+        r
+        for r in _rows(warehouse, "recommendation_eval")
+        if (r["recommender"], r["target"], r["k"]) == ("global_popular", "all", 5)
+    )
+
+    # Trained on orders up to 2023-03-03: the all-customers list over (01-03, 03-03] is
+    # P1 (3 buyers, qty 5), P2 (3, 3), P5 (2, 2), P3 (1, 3), P4 (1, 3). Tested on 03-04..03-31:
+    # 201 bought P3 (rank 4: P 1/5, AP 1/4), 202 P2 and P4 (ranks 2, 5: P 2/5,
+    # AP (1/2 + 2/5)/2 = 0.45), 203 P1 (rank 1: P 1/5, AP 1), 204 P3 (P 1/5, AP 1/4).
+    assert (row["users"], row["cutoff_date"].isoformat()) == (4, "2023-03-04")
+    assert row["precision_at_k"] == pytest.approx(0.25)
+    assert row["recall_at_k"] == pytest.approx(1.0)
+    assert row["map_at_k"] == pytest.approx((0.25 + 0.45 + 1 + 0.25) / 4)
+    assert row["coverage"] == pytest.approx(1.0)  # all 5 products of the training period

@@ -376,11 +376,42 @@ class SegmentationConfig(_Section):
         return self
 
 
+class EvaluationConfig(_Section):
+    """The ``evaluate`` job's time split: train before ``cutoff``, test on ``test_weeks`` after."""
+
+    #: First day of the test period; null: ``test_weeks`` before the day after ``as_of``.
+    cutoff: date | None = None
+    test_weeks: int = Field(4, ge=1)
+    #: List lengths to score (precision@K, recall@K, MAP@K, coverage).
+    k: list[int] = Field(default_factory=lambda: [5, 10])
+
+    @field_validator("k")
+    @classmethod
+    def _positive_ks(cls, ks: list[int]) -> list[int]:
+        if not ks or any(k < 1 for k in ks):
+            raise ValueError("must list at least one K, each >= 1")
+        return sorted(set(ks))
+
+
 class RecommendConfig(_Section):
+    #: The top lists count purchases in the months up to ``as_of``.
     window_months: int = Field(2, ge=1)
     top_n: int = Field(10, ge=1)
+    #: How far down its segment's list to look for products a customer has not bought.
+    candidates: int = Field(50, ge=1)
     min_support: float = Field(0.01, gt=0, le=1)
     min_confidence: float = Field(0.2, gt=0, le=1)
+    #: Product ids that are not products (postage, fees): never listed, ruled or recommended.
+    exclude_products: list[str] = Field(default_factory=list)
+    #: Let basket rules re-rank (and add to) each customer's list.
+    use_basket_rules: bool = True
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="after")
+    def _enough_candidates(self) -> RecommendConfig:
+        if self.candidates < self.top_n:
+            raise ValueError(f"candidates {self.candidates} is less than top_n {self.top_n}")
+        return self
 
 
 class SparkConfig(_Section):

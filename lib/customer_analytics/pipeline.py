@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from customer_analytics import columns as C
-from customer_analytics import features, ingest, segmentation
-from customer_analytics.config import Config
+from customer_analytics import features, ingest, recommend, segmentation
+from customer_analytics.config import Config, SegmentationConfig
 from customer_analytics.errors import InputError
 from customer_analytics.progress import Progress, StageSummary
 from customer_analytics.sources import read_source
@@ -34,6 +34,10 @@ KMEANS_SELECTION = "kmeans_selection"
 CUSTOMER_SEGMENTS = "customer_segments"
 SEGMENT_PROFILES = "segment_profiles"
 FEATURE_IMPORTANCE = "feature_importance"
+SEGMENT_TOP_PRODUCTS = "segment_top_products"
+CUSTOMER_RECOMMENDATIONS = "customer_recommendations"
+BASKET_RULES = "basket_rules"
+RECOMMENDATION_EVAL = "recommendation_eval"
 SEGMENT_MODES = ("fit", "score")
 
 
@@ -204,6 +208,205 @@ def run_segment(ctx: JobContext, summary: StageSummary) -> None:
         ctx.progress.say(f"[segment] cluster {cluster}: {name}")
 
 
+def _purchases_up_to(ctx: JobContext, lines, as_of: date):
+    """Purchases up to ``as_of``; none at all is an input error (e.g. a source without products)."""
+    bought = recommend.purchases(
+        features.in_window(lines, as_of=as_of),
+        exclude_products=ctx.config.recommend.exclude_products,
+    )
+    if bought.limit(1).count() == 0:
+        raise InputError(
+            f"order_lines has no purchases with a product up to {as_of}: recommendations need "
+            "product lines (a source of kind 'transactions' without product_id has none)"
+        )
+    return bought
+
+
+def run_recommend(ctx: JobContext, summary: StageSummary) -> None:
+    """
+    order_lines, customer_segments -> segment_top_products, basket_rules,
+    customer_recommendations, as of ``--as-of`` (default: the last order date).
+    """
+    cfg = ctx.config.recommend
+    lines = read_input(ctx, ORDER_LINES)
+    segments = read_input(ctx, CUSTOMER_SEGMENTS)
+    as_of = resolve_as_of(ctx, lines)
+    bought = _purchases_up_to(ctx, lines, as_of).persist(StorageLevel.MEMORY_AND_DISK)
+    ranking = None
+    try:
+        recent = recommend.recent_purchases(
+            bought,
+            as_of=as_of,
+            window_months=cfg.window_months,
+            exclude_periods=ctx.config.source.exclude_periods,
+        )
+        ranking = recommend.product_ranking(recent, segments).persist()
+        if ranking.limit(1).count() == 0:
+            raise InputError(
+                f"no purchases by segmented customers in the {cfg.window_months} month(s) up to "
+                f"{as_of}: check --as-of, and run segment on features of the same data"
+            )
+        names = recommend.product_names(bought).persist()
+        top = ctx.warehouse.write(
+            SEGMENT_TOP_PRODUCTS,
+            recommend.segment_top_products(ranking, names, top_n=cfg.top_n),
+            run_id=ctx.run_id,
+        )
+        ctx.progress.say(f"[recommend] top {cfg.top_n} lists: {top.rows} rows")
+        rules = recommend.basket_rules(
+            bought, min_support=cfg.min_support, min_confidence=cfg.min_confidence
+        )
+        rule_commit = ctx.warehouse.write(BASKET_RULES, rules, run_id=ctx.run_id)
+        ctx.progress.say(
+            f"[recommend] basket rules (support >= {cfg.min_support}, confidence >= "
+            f"{cfg.min_confidence}): {rule_commit.rows}"
+        )
+        customer_lists = recommend.customer_recommendations(
+            ranking,
+            segments,
+            recommend.purchase_history(bought),
+            names,
+            top_n=cfg.top_n,
+            candidates=cfg.candidates,
+            rules=ctx.warehouse.read(BASKET_RULES) if cfg.use_basket_rules else None,
+        )
+        written = ctx.warehouse.write(CUSTOMER_RECOMMENDATIONS, customer_lists, run_id=ctx.run_id)
+    finally:
+        bought.unpersist()
+        if ranking is not None:
+            ranking.unpersist()
+    summary.rows_in = ctx.warehouse.row_count(CUSTOMER_SEGMENTS)
+    summary.rows_out = written.rows
+    summary.detail.update(
+        as_of=as_of.isoformat(), top_product_rows=top.rows, basket_rules=rule_commit.rows
+    )
+
+
+def evaluation_segmentation(ctx: JobContext) -> SegmentationConfig:
+    """
+    The segmentation the evaluation refits on the training period: ``segmentation.k`` if set,
+    else the K of the latest saved model (so it measures the recommenders, not a new choice of
+    K), else the configured sweep.
+    """
+    seg_cfg = ctx.config.segmentation
+    if seg_cfg.k is not None:
+        return seg_cfg
+    try:
+        _, metadata = segmentation.load_latest_model(ctx.warehouse.path)
+    except InputError:
+        return seg_cfg
+    return seg_cfg.model_copy(update={"k": int(metadata["k"])})
+
+
+def evaluation_cutoff(ctx: JobContext, as_of: date) -> date:
+    """``recommend.evaluation.cutoff``, else ``test_weeks`` before the day after ``as_of``."""
+    ev = ctx.config.recommend.evaluation
+    cutoff = ev.cutoff or as_of + timedelta(days=1) - timedelta(weeks=ev.test_weeks)
+    if cutoff > as_of:
+        raise InputError(
+            f"recommend.evaluation.cutoff {cutoff} is after the last day observed ({as_of}): "
+            "there is nothing to test on"
+        )
+    return cutoff
+
+
+def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
+    """
+    order_lines, orders, customers -> recommendation_eval: refit features, segments, top lists
+    and basket rules on the orders before the cutoff, then score every recommender on the
+    purchases of the ``test_weeks`` that follow.
+    """
+    cfg = ctx.config
+    rec_cfg, ev = cfg.recommend, cfg.recommend.evaluation
+    lines = read_input(ctx, ORDER_LINES)
+    orders = read_input(ctx, ORDERS)
+    customer_table = read_input(ctx, CUSTOMERS)
+    as_of = resolve_as_of(ctx, orders)
+    cutoff = evaluation_cutoff(ctx, as_of)
+    train_end = cutoff - timedelta(days=1)
+    test_end = cutoff + timedelta(weeks=ev.test_weeks) - timedelta(days=1)
+    ctx.progress.say(
+        f"[evaluate] train up to {train_end}, test {cutoff}..{test_end}"
+        + (f" (data ends {as_of})" if test_end > as_of else "")
+    )
+    train_orders, _ = recommend.split_at(orders, cutoff=cutoff, test_weeks=ev.test_weeks)
+    train_lines, test_lines = recommend.split_at(lines, cutoff=cutoff, test_weeks=ev.test_weeks)
+    keep = []
+
+    def kept(df):
+        keep.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return keep[-1]
+
+    try:
+        single_view = kept(
+            features.customer_features(
+                train_orders,
+                train_lines,
+                customer_table,
+                as_of=train_end,
+                lookback_days=cfg.features.lookback_days,
+                exclude_periods=cfg.source.exclude_periods,
+                expected_lifetime_years=cfg.features.expected_lifetime_years,
+                period=cfg.clv.period,
+            )
+        )
+        seg_cfg = evaluation_segmentation(ctx)
+        fitted = segmentation.fit(single_view, seg_cfg)
+        keep.append(fitted.scored)
+        segments = kept(fitted.segments)
+        ctx.progress.say(f"[evaluate] segments refitted before the cutoff: K={fitted.k}")
+        bought = kept(_purchases_up_to(ctx, train_lines, train_end))
+        history = kept(recommend.purchase_history(bought))
+        names = kept(recommend.product_names(bought))
+        recent = recommend.recent_purchases(
+            bought,
+            as_of=train_end,
+            window_months=rec_cfg.window_months,
+            exclude_periods=cfg.source.exclude_periods,
+        )
+        ranking = kept(recommend.product_ranking(recent, segments))
+        rules = kept(
+            recommend.basket_rules(
+                bought, min_support=rec_cfg.min_support, min_confidence=rec_cfg.min_confidence
+            )
+        )
+        test_bought = recommend.purchases(test_lines, exclude_products=rec_cfg.exclude_products)
+        relevant = {
+            "all": kept(recommend.relevant_products(test_bought, segments)),
+            "new": kept(recommend.relevant_products(test_bought, segments, new_only_given=history)),
+        }
+        catalogue = names.count()
+        lists = recommend.evaluation_lists(
+            ranking,
+            segments,
+            history,
+            names,
+            rules,
+            top_n=max(ev.k),
+            candidates=max(rec_cfg.candidates, max(ev.k)),
+        )
+        metrics = recommend.score_recommenders(
+            lists, relevant, ks=ev.k, catalogue_size=catalogue
+        ).collect()  # one row per recommender, target and K
+        order = {name: i for i, name in enumerate(recommend.RECOMMENDERS)}
+        results = sorted(
+            (tuple(row) for row in metrics),
+            key=lambda r: (order.get(r[0], len(order)), recommend.TARGETS.index(r[1]), r[2]),
+        )
+    finally:
+        for df in keep:
+            df.unpersist()
+    table = ctx.spark.createDataFrame(
+        [(*row, cutoff, test_end, ctx.run_id) for row in results], recommend.EVALUATION_SCHEMA
+    )
+    written = ctx.warehouse.write(RECOMMENDATION_EVAL, table, run_id=ctx.run_id)
+    for line in recommend.format_evaluation(results):
+        ctx.progress.say(line)
+    summary.rows_in = max((row[3] for row in results if row[1] == "all"), default=0)
+    summary.rows_out = written.rows
+    summary.detail.update(cutoff=cutoff.isoformat(), k=fitted.k, catalogue=catalogue)
+
+
 JOBS: dict[str, Job] = {
     "ingest": Job(
         "ingest",
@@ -222,7 +425,19 @@ JOBS: dict[str, Job] = {
         "feature_importance, kmeans_selection; --mode score reuses the latest saved model",
         run_segment,
     ),
+    "recommend": Job(
+        "recommend",
+        "per-segment top products, basket rules and per-customer recommendations as of a date: "
+        "segment_top_products, basket_rules, customer_recommendations",
+        run_recommend,
+    ),
+    "evaluate": Job(
+        "evaluate",
+        "score the recommenders against the global most-popular list on a time split "
+        "(recommend.evaluation): recommendation_eval",
+        run_evaluate,
+    ),
 }
 
 #: The stages ``pipeline`` runs, in order; only stages that are built are listed.
-PIPELINE: tuple[str, ...] = ("ingest", "features", "segment")
+PIPELINE: tuple[str, ...] = ("ingest", "features", "segment", "recommend", "evaluate")

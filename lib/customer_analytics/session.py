@@ -2,6 +2,7 @@
 The SparkSession builder: local mode by default, settings from ``spark`` in the configuration,
 quiet logs, and the Delta Spark extension switched on when its classes are on the classpath.
 
+Defaults (``DEFAULT_CONF``, under the user's settings) include a 16 MB thread stack for FPGrowth.
 Settings the Delta fallback relies on are always set: Parquet timestamps as microseconds
 (delta-rs and other Delta readers do not read INT96), session time zone UTC unless configured,
 and Parquet timestamps without a zone read as ``timestamp``.
@@ -26,7 +27,13 @@ REQUIRED_CONF = {
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.parquet.inferTimestampNTZ.enabled": "false",
 }
+#: MLlib's FPGrowth (``recommend.basket_rules``) serializes its FP-trees recursively, one level
+#: per frequent product in a basket: orders of hundreds of products (Online Retail has one of
+#: 1,114) overflow the default 1 MB thread stack. Only effective where Spark starts the JVMs.
+THREAD_STACK = "-Xss16m"
 DEFAULT_CONF = {
+    "spark.driver.extraJavaOptions": THREAD_STACK,
+    "spark.executor.extraJavaOptions": THREAD_STACK,
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.adaptive.enabled": "true",
