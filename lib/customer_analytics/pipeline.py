@@ -134,6 +134,16 @@ def resolve_as_of(ctx: JobContext, orders) -> date:
     return as_of
 
 
+def feature_options(cfg: Config) -> dict:
+    """The keyword arguments of ``features.customer_features`` that come from configuration."""
+    return dict(
+        lookback_days=cfg.features.lookback_days,
+        exclude_periods=cfg.source.exclude_periods,
+        expected_lifetime_years=cfg.features.expected_lifetime_years,
+        period=cfg.clv.period,
+    )
+
+
 def run_features(ctx: JobContext, summary: StageSummary) -> None:
     """orders, order_lines, customers -> customer_features, monthly_sales."""
     cfg = ctx.config
@@ -142,14 +152,7 @@ def run_features(ctx: JobContext, summary: StageSummary) -> None:
     customer_table = read_input(ctx, CUSTOMERS)
     as_of = resolve_as_of(ctx, orders)
     base = features.base_customer_features(
-        orders,
-        lines,
-        customer_table,
-        as_of=as_of,
-        lookback_days=cfg.features.lookback_days,
-        exclude_periods=cfg.source.exclude_periods,
-        expected_lifetime_years=cfg.features.expected_lifetime_years,
-        period=cfg.clv.period,
+        orders, lines, customer_table, as_of=as_of, **feature_options(cfg)
     ).persist(StorageLevel.MEMORY_AND_DISK)  # read by the RFM cut points and by the scores
     try:
         single_view = features.with_rfm_scores(base)
@@ -340,14 +343,7 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
     try:
         single_view = kept(
             features.customer_features(
-                train_orders,
-                train_lines,
-                customer_table,
-                as_of=train_end,
-                lookback_days=cfg.features.lookback_days,
-                exclude_periods=cfg.source.exclude_periods,
-                expected_lifetime_years=cfg.features.expected_lifetime_years,
-                period=cfg.clv.period,
+                train_orders, train_lines, customer_table, as_of=train_end, **feature_options(cfg)
             )
         )
         seg_cfg = evaluation_segmentation(ctx)
