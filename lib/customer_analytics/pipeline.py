@@ -211,6 +211,27 @@ def run_segment(ctx: JobContext, summary: StageSummary) -> None:
         ctx.progress.say(f"[segment] cluster {cluster}: {name}")
 
 
+class Persisted:
+    """DataFrames a job reads more than once: ``keep(df)`` persists one, ``release()`` all."""
+
+    def __init__(self) -> None:
+        self._frames = []
+
+    def keep(self, df):
+        self._frames.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return self._frames[-1]
+
+    def adopt(self, df):
+        """Track a frame persisted elsewhere (e.g. ``SegmentationResult.scored``)."""
+        self._frames.append(df)
+        return df
+
+    def release(self) -> None:
+        for df in self._frames:
+            df.unpersist()
+        self._frames.clear()
+
+
 def _purchases_up_to(ctx: JobContext, lines, as_of: date):
     """Purchases up to ``as_of``; none at all is an input error (e.g. a source without products)."""
     bought = recommend.purchases(
@@ -234,22 +255,22 @@ def run_recommend(ctx: JobContext, summary: StageSummary) -> None:
     lines = read_input(ctx, ORDER_LINES)
     segments = read_input(ctx, CUSTOMER_SEGMENTS)
     as_of = resolve_as_of(ctx, lines)
-    bought = _purchases_up_to(ctx, lines, as_of).persist(StorageLevel.MEMORY_AND_DISK)
-    ranking = None
+    persisted = Persisted()
     try:
+        bought = persisted.keep(_purchases_up_to(ctx, lines, as_of))
         recent = recommend.recent_purchases(
             bought,
             as_of=as_of,
             window_months=cfg.window_months,
             exclude_periods=ctx.config.source.exclude_periods,
         )
-        ranking = recommend.product_ranking(recent, segments).persist()
+        ranking = persisted.keep(recommend.product_ranking(recent, segments))
         if ranking.limit(1).count() == 0:
             raise InputError(
                 f"no purchases by segmented customers in the {cfg.window_months} month(s) up to "
                 f"{as_of}: check --as-of, and run segment on features of the same data"
             )
-        names = recommend.product_names(bought).persist()
+        names = persisted.keep(recommend.product_names(bought))
         top = ctx.warehouse.write(
             SEGMENT_TOP_PRODUCTS,
             recommend.segment_top_products(ranking, names, top_n=cfg.top_n),
@@ -267,7 +288,7 @@ def run_recommend(ctx: JobContext, summary: StageSummary) -> None:
         customer_lists = recommend.customer_recommendations(
             ranking,
             segments,
-            recommend.purchase_history(bought),
+            persisted.keep(recommend.purchase_history(bought)),  # read by 3-4 joins
             names,
             top_n=cfg.top_n,
             candidates=cfg.candidates,
@@ -275,9 +296,7 @@ def run_recommend(ctx: JobContext, summary: StageSummary) -> None:
         )
         written = ctx.warehouse.write(CUSTOMER_RECOMMENDATIONS, customer_lists, run_id=ctx.run_id)
     finally:
-        bought.unpersist()
-        if ranking is not None:
-            ranking.unpersist()
+        persisted.release()
     summary.rows_in = ctx.warehouse.row_count(CUSTOMER_SEGMENTS)
     summary.rows_out = written.rows
     summary.detail.update(
@@ -334,42 +353,39 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
     )
     train_orders, _ = recommend.split_at(orders, cutoff=cutoff, test_weeks=ev.test_weeks)
     train_lines, test_lines = recommend.split_at(lines, cutoff=cutoff, test_weeks=ev.test_weeks)
-    keep = []
-
-    def kept(df):
-        keep.append(df.persist(StorageLevel.MEMORY_AND_DISK))
-        return keep[-1]
-
+    persisted = Persisted()
     try:
-        single_view = kept(
+        single_view = persisted.keep(
             features.customer_features(
                 train_orders, train_lines, customer_table, as_of=train_end, **feature_options(cfg)
             )
         )
         seg_cfg = evaluation_segmentation(ctx)
         fitted = segmentation.fit(single_view, seg_cfg)
-        keep.append(fitted.scored)
-        segments = kept(fitted.segments)
+        persisted.adopt(fitted.scored)
+        segments = persisted.keep(fitted.segments)
         ctx.progress.say(f"[evaluate] segments refitted before the cutoff: K={fitted.k}")
-        bought = kept(_purchases_up_to(ctx, train_lines, train_end))
-        history = kept(recommend.purchase_history(bought))
-        names = kept(recommend.product_names(bought))
+        bought = persisted.keep(_purchases_up_to(ctx, train_lines, train_end))
+        history = persisted.keep(recommend.purchase_history(bought))
+        names = persisted.keep(recommend.product_names(bought))
         recent = recommend.recent_purchases(
             bought,
             as_of=train_end,
             window_months=rec_cfg.window_months,
             exclude_periods=cfg.source.exclude_periods,
         )
-        ranking = kept(recommend.product_ranking(recent, segments))
-        rules = kept(
+        ranking = persisted.keep(recommend.product_ranking(recent, segments))
+        rules = persisted.keep(
             recommend.basket_rules(
                 bought, min_support=rec_cfg.min_support, min_confidence=rec_cfg.min_confidence
             )
         )
         test_bought = recommend.purchases(test_lines, exclude_products=rec_cfg.exclude_products)
         relevant = {
-            "all": kept(recommend.relevant_products(test_bought, segments)),
-            "new": kept(recommend.relevant_products(test_bought, segments, new_only_given=history)),
+            "all": persisted.keep(recommend.relevant_products(test_bought, segments)),
+            "new": persisted.keep(
+                recommend.relevant_products(test_bought, segments, new_only_given=history)
+            ),
         }
         catalogue = names.count()
         lists = recommend.evaluation_lists(
@@ -390,8 +406,7 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
             key=lambda r: (order.get(r[0], len(order)), recommend.TARGETS.index(r[1]), r[2]),
         )
     finally:
-        for df in keep:
-            df.unpersist()
+        persisted.release()
     table = ctx.spark.createDataFrame(
         [(*row, cutoff, test_end, ctx.run_id) for row in results], recommend.EVALUATION_SCHEMA
     )
