@@ -16,8 +16,10 @@ setup(
     packages=find_packages("lib"),
     include_package_data=True,
     install_requires=[
-        "pyspark>=4.0,<4.3",
-        "delta-spark>=4.0,<5",
+        "pyspark>=4.2,<4.3",
+        # the version whose JARs (io.delta:delta-spark_4.2_2.13) are on Maven Central: the
+        # session loads the JARs of the installed delta-spark (customer_analytics.jars)
+        "delta-spark==4.4.0",
         "deltalake>=1.1,<2",
         "pyarrow>=15",
         "pandas>=2.2,<3",
@@ -25,7 +27,13 @@ setup(
         "pyyaml>=6",
     ],
     extras_require={
-        "test": ["pytest>=8", "chispa>=0.10", "ruff>=0.6", "lifetimes>=0.11"],
+        "test": [
+            "pytest>=8",
+            "chispa>=0.10",
+            "ruff>=0.6",
+            "lifetimes>=0.11",
+            "moto[server]>=5.1",
+        ],
     },
     entry_points={"console_scripts": ["customer-analytics=customer_analytics.cli:main"]},
 )

@@ -35,3 +35,8 @@ if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
   touch "$stamp"
 fi
+jars_stamp=".venv/.jars-$(.venv/bin/python -m customer_analytics.jars show | tr ':\n' '_-')"
+if [ ! -f "$jars_stamp" ]; then
+  echo "== caching the Delta Lake JARs from Maven Central (first time only)"
+  if .venv/bin/python -m customer_analytics.jars fetch; then touch "$jars_stamp"; fi
+fi

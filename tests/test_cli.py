@@ -14,7 +14,7 @@ import pytest
 from deltalake import DeltaTable
 
 from customer_analytics import cli
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import BACKENDS, FIXTURES, REPO
 
 
 @pytest.fixture(autouse=True)
@@ -83,11 +83,20 @@ PIPELINE_ARGV = [
 ]
 
 
-@pytest.fixture(scope="module")
-def pipeline_run(spark, tmp_path_factory):
-    """One ``pipeline`` run over the 14-order fixture: (warehouse, argv, exit code, stdout)."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def pipeline_run(spark, tmp_path_factory, request):
+    """
+    One ``pipeline`` run over the 14-order fixture per Delta backend (native, deltalake):
+    (warehouse, argv, exit code, stdout).
+    """
     warehouse = tmp_path_factory.mktemp("pipeline") / "wh"
-    argv = [*PIPELINE_ARGV, "--set", f"warehouse.path={warehouse}"]
+    argv = [
+        *PIPELINE_ARGV,
+        "--set",
+        f"warehouse.path={warehouse}",
+        "--set",
+        f"warehouse.delta={request.param}",
+    ]
     out = io.StringIO()
     with contextlib.chdir(REPO), contextlib.redirect_stdout(out):
         code = cli.main(argv)

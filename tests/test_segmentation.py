@@ -276,7 +276,7 @@ def test_rules_name_clusters_on_a_feature_that_is_not_clustered(population):
     result.scored.unpersist()
 
 
-def test_load_latest_model_without_a_model_is_an_input_error(tmp_path):
+def test_load_latest_model_without_a_model_is_an_input_error(spark, tmp_path):
     with pytest.raises(InputError, match="no saved segmentation model"):
         seg.load_latest_model(str(tmp_path))
 

@@ -1,4 +1,5 @@
-"""Delta tables through the deltalake fallback: round trips, versions, history, atomicity."""
+"""Delta tables, native and through the deltalake fallback: round trips, versions, history,
+atomicity, and each backend reading what the other wrote."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from chispa import assert_df_equality
 from deltalake import DeltaTable
 
 from customer_analytics.tables import TableWriter, Warehouse, read_table, table_history
+from tests.conftest import BACKENDS
 
 ORDERS_DDL = (
     "order_id string, customer_id string, order_ts timestamp, order_date date, amount double"
@@ -148,24 +150,36 @@ def test_invalid_mode_and_table_name_are_rejected(spark, warehouse):
         warehouse.table_path("../escape")
 
 
-def test_native_backend_without_the_extension_is_a_clear_error(spark, tmp_path):
-    with pytest.raises(ValueError, match="Delta Spark extension is not active"):
-        Warehouse.for_path(spark, str(tmp_path), backend="native")
-
-
 KILLED_WRITER = textwrap.dedent(
     """
-    import os, signal, sys
+    import os, signal, sys, threading, time
     from pyspark.sql import SparkSession
     from customer_analytics.config import SparkConfig
     from customer_analytics.session import configure
     from customer_analytics.tables import TableWriter
 
+    path, backend = sys.argv[1], sys.argv[2]
     spark = configure(SparkSession.builder, SparkConfig(master="local[1]",
-        conf={"spark.ui.enabled": False})).getOrCreate()
-    df = spark.createDataFrame([("new", 1)], "order_id string, n int")
-    TableWriter.for_path(spark, sys.argv[1]).mode("overwrite").before_commit(
-        lambda: os.kill(os.getpid(), signal.SIGKILL)).execute(df)
+        conf={"spark.ui.enabled": False}), delta="auto" if backend == "native" else backend
+    ).getOrCreate()
+    writer = TableWriter.for_path(spark, path, backend).mode("overwrite")
+    if backend == "deltalake":  # killed between moving the files in and committing them
+        writer.before_commit(lambda: os.kill(os.getpid(), signal.SIGKILL))
+        df = spark.createDataFrame([("new", 1)], "order_id string, n int")
+    else:  # killed once the first of four slow tasks has written its file
+        before = set(os.listdir(path))
+
+        def kill_after_the_first_new_file():
+            while not any(f.endswith(".parquet") for f in set(os.listdir(path)) - before):
+                time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        threading.Thread(target=kill_after_the_first_new_file, daemon=True).start()
+        df = spark.range(0, 4, 1, 4).selectExpr(
+            "cast(id as string) as order_id",
+            "length(reflect('java.lang.Thread', 'sleep', cast(3000 as bigint))) as n",
+        )
+    writer.execute(df)
     """
 )
 
@@ -179,7 +193,10 @@ def test_writer_killed_before_commit_leaves_previous_version_and_next_write_work
     script.write_text(KILLED_WRITER)
 
     result = subprocess.run(
-        [sys.executable, str(script), path], capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), path, warehouse.backend],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
     assert result.returncode == -9, result.stderr[-2000:]
@@ -191,6 +208,38 @@ def test_writer_killed_before_commit_leaves_previous_version_and_next_write_work
     # ... but invisible to readers, and the next writer commits normally
     assert warehouse.write("orders", orders.limit(1)).version == 1
     assert warehouse.read("orders").count() == 1
+
+
+@pytest.mark.parametrize(("writer", "reader"), [("native", "deltalake"), ("deltalake", "native")])
+def test_each_backend_reads_the_other_backends_versions(spark, tmp_path, orders, writer, reader):
+    path = str(tmp_path / "wh")
+    written = Warehouse.for_path(spark, path, backend=writer)
+    written.write("orders", orders, run_id="run-1")
+    written.write("orders", orders.filter("order_id = 'o2'"), run_id="run-2")
+
+    read = Warehouse.for_path(spark, path, backend=reader)
+
+    assert_df_equality(read.read("orders"), orders.filter("order_id = 'o2'"))
+    assert_df_equality(read.read("orders", version=0), orders, ignore_row_order=True)
+    history = read.history("orders")
+    assert [(h["version"], h["run_id"]) for h in history] == [(1, "run-2"), (0, "run-1")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_deltalake_opens_the_table_with_its_history(spark, tmp_path, orders, backend):
+    warehouse = Warehouse.for_path(spark, str(tmp_path / "wh"), backend=backend)
+    warehouse.write("orders", orders, run_id="run-1")
+    warehouse.write("orders", orders, mode="append", run_id="run-2")
+
+    table = DeltaTable(warehouse.table_path("orders"))
+
+    assert table.version() == 1
+    assert table.to_pyarrow_table().num_rows == 6
+    assert [h["operation"] for h in table.history()][0] == "WRITE"
+    assert [h["userMetadata"] for h in table.history()] == [
+        '{"run_id": "run-2"}',
+        '{"run_id": "run-1"}',
+    ]
 
 
 def test_row_count_comes_from_the_log_statistics(warehouse, orders):

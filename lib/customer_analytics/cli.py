@@ -123,20 +123,26 @@ def run(
 ) -> int:
     """Start the session, run ``jobs`` in order, record the run; return the exit code."""
     from customer_analytics import session
+    from customer_analytics.storage import FileSystem
     from customer_analytics.tables import Warehouse
 
     progress = Progress()
     record = RunRecord(new_run_id(), job_name, argv, datetime.now(UTC))
     try:
-        spark = session.build(config.spark)
+        spark = session.build(
+            config.spark,
+            delta=config.warehouse.delta,
+            paths=(config.warehouse.path, config.source.path),
+        )
         warehouse = Warehouse.for_path(spark, config.warehouse.path, config.warehouse.delta)
+        location = FileSystem.for_session(spark).qualified(warehouse.path)
     except UserError as exc:
         _error(str(exc))
         return EXIT_USAGE
     except ValueError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    progress.say(f"[{job_name}] run {record.run_id}, warehouse {os.path.abspath(warehouse.path)}")
+    progress.say(f"[{job_name}] run {record.run_id}, warehouse {location} ({warehouse.describe()})")
     ctx = JobContext(spark, config, warehouse, record.run_id, as_of, progress, mode=mode)
     code, error = EXIT_OK, None
     try:
@@ -159,7 +165,7 @@ def run(
     if code == EXIT_OK:
         progress.say(
             f"[{job_name}] done in {sum(s.seconds for s in progress.stages):.1f} s; tables in "
-            f"{os.path.abspath(warehouse.path)}"
+            f"{location}"
         )
     return code
 

@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from customer_analytics.errors import ConfigError, InputError
+from customer_analytics.storage import has_scheme
 
 SOURCE_KINDS = ("product_json", "invoice_lines", "basket_lines", "transactions")
 
@@ -414,11 +415,35 @@ class RecommendConfig(_Section):
         return self
 
 
+#: Parts of a Spark or Hadoop setting's name that mark a credential.
+CREDENTIAL_KEY_PARTS = (
+    "secret",
+    "password",
+    "access.key",
+    "session.token",
+    "account.key",
+    "private.key",
+    "sas.token",
+)
+
+
 class SparkConfig(_Section):
     master: str | None = "local[*]"
     app_name: str = "customer-analytics"
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "WARN"
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("conf")
+    @classmethod
+    def _no_credentials(cls, conf: dict) -> dict:
+        found = sorted(k for k in conf if any(p in k.lower() for p in CREDENTIAL_KEY_PARTS))
+        if found:
+            raise ValueError(
+                f"{', '.join(found)}: credentials never go in the configuration (it is logged "
+                "in the runs table); use the environment (AWS_ACCESS_KEY_ID, ...), an instance "
+                "profile or a Hadoop credential provider (hadoop.security.credential.provider.path)"
+            )
+        return conf
 
 
 class Config(_Section):
@@ -528,12 +553,18 @@ def source_paths(source: SourceConfig) -> list[str]:
     """
     The files or folders ``source.path`` names (globs expanded), sorted.
 
+    A URI (``s3a://bucket/raw/*.parquet``) is returned as it is: Spark expands it and reports
+    a path that matches nothing when the job reads it, since its file system is only reachable
+    through the session.
+
     Raises
     ------
     InputError
-        When nothing matches, naming the path and the working directory.
+        When nothing matches a local path, naming the path and the working directory.
     """
-    pattern = os.path.expanduser(source.path)
+    if has_scheme(source.path) and not source.path.startswith("file:"):
+        return [source.path]
+    pattern = os.path.expanduser(source.path.removeprefix("file://").removeprefix("file:"))
     matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
     matches = [m for m in matches if os.path.exists(m)]
     if not matches:

@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -88,6 +87,7 @@ from pyspark.sql import types as T
 from customer_analytics import columns as C
 from customer_analytics.config import SegmentationConfig, SegmentRule
 from customer_analytics.errors import InputError
+from customer_analytics.storage import FileSystem, join
 
 #: Non-negative counts, amounts and durations: log1p-transformed when used as features.
 SKEWED_FEATURES = frozenset(
@@ -123,7 +123,7 @@ SKEWED_FEATURES = frozenset(
     }
 )
 
-MODELS_FOLDER = os.path.join("_models", "segmentation")
+MODELS_FOLDER = "_models/segmentation"
 MODEL_SUBFOLDER = "model"
 METADATA_FILE = "metadata.json"
 SPEND_LEVELS = ((0.8, "low"), (1.25, "mid"))
@@ -819,15 +819,16 @@ def save_model(
     The folder starts with ``_`` so it is never taken for a table. The metadata (``run_id``,
     ``k``, ``features``, ``feature_weights`` (those not 1.0), ``names``, ``as_of``,
     ``trained_at``) is written last, so a folder without it is an incomplete save that
-    :func:`load_latest_model` ignores. Local paths only.
+    :func:`load_latest_model` ignores. Any file system Spark reaches (``s3a://``, ...).
 
     Returns
     -------
     str
         The run's model folder.
     """
-    folder = os.path.join(os.path.abspath(warehouse_path), MODELS_FOLDER, run_id)
-    model.write().overwrite().save(os.path.join(folder, MODEL_SUBFOLDER))
+    fs = FileSystem.for_session(SparkSession.active())
+    folder = join(warehouse_path, MODELS_FOLDER, run_id)
+    model.write().overwrite().save(join(folder, MODEL_SUBFOLDER))
     metadata = {
         "run_id": run_id,
         "k": k,
@@ -837,9 +838,8 @@ def save_model(
         "as_of": as_of.isoformat() if as_of else None,
         "trained_at": (trained_at or datetime.now(UTC)).isoformat(),
     }
-    with open(os.path.join(folder, METADATA_FILE), "w", encoding="utf-8") as handle:
-        json.dump(metadata, handle, indent=2)
-    return folder
+    fs.write_text(join(folder, METADATA_FILE), json.dumps(metadata, indent=2))
+    return fs.qualified(folder)
 
 
 def load_latest_model(warehouse_path: str) -> tuple[PipelineModel, dict]:
@@ -851,21 +851,20 @@ def load_latest_model(warehouse_path: str) -> tuple[PipelineModel, dict]:
     InputError
         When the warehouse holds no saved segmentation model.
     """
-    root = os.path.join(os.path.abspath(warehouse_path), MODELS_FOLDER)
+    fs = FileSystem.for_session(SparkSession.active())
+    root = join(warehouse_path, MODELS_FOLDER)
     found = []
-    if os.path.isdir(root):
-        for run_id in os.listdir(root):
-            path = os.path.join(root, run_id, METADATA_FILE)
-            if os.path.isfile(path):
-                with open(path, encoding="utf-8") as handle:
-                    metadata = json.load(handle)
-                found.append((metadata.get("trained_at", ""), run_id, metadata))
+    for run_id in fs.list_dirs(root):
+        path = join(root, run_id, METADATA_FILE)
+        if fs.is_file(path):
+            metadata = json.loads(fs.read_text(path))
+            found.append((metadata.get("trained_at", ""), run_id, metadata))
     if not found:
         raise InputError(
             f"no saved segmentation model under {root}: run the segment job with --mode fit first"
         )
     _, run_id, metadata = max(found, key=lambda item: (item[0], item[1]))
-    return PipelineModel.load(os.path.join(root, run_id, MODEL_SUBFOLDER)), metadata
+    return PipelineModel.load(join(root, run_id, MODEL_SUBFOLDER)), metadata
 
 
 def _effective_weights(weights: Mapping[str, float] | None) -> dict[str, float]:

@@ -1,6 +1,15 @@
 """
 The SparkSession builder: local mode by default, settings from ``spark`` in the configuration,
-quiet logs, and the Delta Spark extension switched on when its classes are on the classpath.
+quiet logs, and native Delta Lake.
+
+Native Delta is the default (``warehouse.delta: auto``): a local session loads the Delta Lake
+JARs that match the installed ``delta-spark`` (see :mod:`customer_analytics.jars`) and switches
+on the Delta extension and catalog. Where those JARs cannot be loaded (no Maven access, an
+empty cache), the session starts without them, says so in one line on stderr, and tables are
+written with ``deltalake`` (delta-rs). ``warehouse.delta: deltalake`` never loads them.
+
+Under ``spark-submit`` the JVM is started before this code runs: the JARs come from its
+``--packages`` or ``--jars``, and the extension is switched on when its classes are there.
 
 Defaults (``DEFAULT_CONF``, under the user's settings) include a 16 MB thread stack for FPGrowth.
 Settings the Delta fallback relies on are always set: Parquet timestamps as microseconds
@@ -13,10 +22,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
+from customer_analytics import jars
 from customer_analytics.config import SparkConfig
 from customer_analytics.errors import UserError
 
@@ -39,6 +50,7 @@ DEFAULT_CONF = {
     "spark.sql.adaptive.enabled": "true",
     "spark.ui.showConsoleProgress": "false",
 }
+DELTA_MODES = ("auto", "native", "deltalake")
 
 
 class JavaMissingError(UserError):
@@ -63,46 +75,62 @@ def java_version() -> str:
     return (out.stderr or out.stdout).splitlines()[0] if (out.stderr or out.stdout) else ""
 
 
-def delta_classes_available(settings: dict[str, str] | None = None) -> bool:
+def configure(
+    builder: SparkSession.Builder,
+    spark_cfg: SparkConfig,
+    *,
+    delta: str = "auto",
+    paths: tuple[str, ...] = (),
+) -> SparkSession.Builder:
     """
-    True when the Delta Spark extension can be loaded by the driver JVM.
+    Apply the configuration to a builder and return it (the pattern of Delta's
+    ``configure_spark_with_delta_pip``): master, app name, defaults, the user's ``spark.conf``
+    over them, the settings Delta tables require, and the Delta JARs and extension.
 
-    Starts the JVM gateway (not a SparkContext) if none is running, with ``settings`` so that
-    launch-time options such as ``spark.driver.memory`` still take effect.
-    """
-    try:
-        conf = SparkConf(loadDefaults=True).setAll(list((settings or {}).items()))
-        SparkContext._ensure_initialized(conf=conf)
-        jvm = SparkContext._jvm
-        return bool(jvm.org.apache.spark.util.Utils.classIsLoadable(DELTA_EXTENSION))
-    except Exception:  # a gateway that cannot start is reported by getOrCreate itself
-        return False
+    Starts the JVM gateway (not a SparkContext) when none runs, so that a JAR that cannot be
+    resolved is known before the session exists.
 
-
-def configure(builder: SparkSession.Builder, spark_cfg: SparkConfig) -> SparkSession.Builder:
+    Parameters
+    ----------
+    delta : {"auto", "native", "deltalake"}
+        ``warehouse.delta``: ``deltalake`` loads no Delta JARs.
+    paths : tuple of str
+        The warehouse and source paths: an ``s3a://`` one adds ``hadoop-aws``.
     """
-    Apply the configuration to a builder and return it (the pattern Delta's
-    ``configure_spark_with_delta_pip`` uses): master, app name, defaults, the user's
-    ``spark.conf`` over them, the settings Delta tables require, and the Delta extension when
-    its classes are loadable.
-    """
+    if delta not in DELTA_MODES:
+        raise ValueError(f"delta must be one of {DELTA_MODES}, got {delta!r}")
     settings = {**DEFAULT_CONF, **{k: _conf_text(v) for k, v in spark_cfg.conf.items()}}
     settings.update(REQUIRED_CONF)
     settings["spark.app.name"] = spark_cfg.app_name
     if spark_cfg.master:
         settings["spark.master"] = spark_cfg.master
-    if DELTA_EXTENSION not in settings.get("spark.sql.extensions", "") and (
-        delta_classes_available(settings)
-    ):
-        extensions = [e for e in settings.get("spark.sql.extensions", "").split(",") if e]
-        settings["spark.sql.extensions"] = ",".join([*extensions, DELTA_EXTENSION])
-        settings.setdefault("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
+    if delta != "deltalake" and not _jvm_started():
+        packages = jars.packages_for(paths)
+        with_jars = jars.JarSettings.for_packages(packages).apply(settings)
+        try:
+            _start_jvm(with_jars)
+            settings = with_jars
+        except Exception as exc:  # Ivy could not resolve the packages: the JVM did not start
+            print(
+                f"customer-analytics: the Delta Lake JARs ({', '.join(packages)}) could not be "
+                f"loaded ({_first_line(exc)}); writing tables with deltalake (delta-rs) instead",
+                file=sys.stderr,
+                flush=True,
+            )
+    if delta != "deltalake" and DELTA_EXTENSION not in settings.get("spark.sql.extensions", ""):
+        _start_jvm(settings)
+        if SparkContext._jvm.org.apache.spark.util.Utils.classIsLoadable(DELTA_EXTENSION):
+            extensions = [e for e in settings.get("spark.sql.extensions", "").split(",") if e]
+            settings["spark.sql.extensions"] = ",".join([*extensions, DELTA_EXTENSION])
+            settings.setdefault("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
     for key, value in settings.items():
         builder = builder.config(key, value)
     return builder
 
 
-def build(spark_cfg: SparkConfig) -> SparkSession:
+def build(
+    spark_cfg: SparkConfig, *, delta: str = "auto", paths: tuple[str, ...] = ()
+) -> SparkSession:
     """
     Get or create the SparkSession for a job.
 
@@ -115,7 +143,7 @@ def build(spark_cfg: SparkConfig) -> SparkSession:
             active.conf.set(key, value)
         return active
     check_java()
-    spark = configure(SparkSession.builder, spark_cfg).getOrCreate()
+    spark = configure(SparkSession.builder, spark_cfg, delta=delta, paths=paths).getOrCreate()
     spark.sparkContext.setLogLevel(spark_cfg.log_level)
     return spark
 
@@ -125,6 +153,22 @@ def native_delta_enabled(spark: SparkSession) -> bool:
     if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         return True
     return DELTA_EXTENSION in (spark.conf.get("spark.sql.extensions", "") or "")
+
+
+def _jvm_started() -> bool:
+    """True once this process has a JVM gateway, or when spark-submit started one for it."""
+    return SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _start_jvm(settings: dict[str, str]) -> None:
+    """Start (or attach to) the JVM gateway with launch-time ``settings``."""
+    conf = SparkConf(loadDefaults=True).setAll(list(settings.items()))
+    SparkContext._ensure_initialized(conf=conf)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
 
 
 def _conf_text(value: str | int | float | bool) -> str:

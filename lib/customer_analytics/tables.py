@@ -10,7 +10,9 @@ writing and committing leaves the previous version readable, and the next write 
 Reads go through the log's file list for the current or a given version.
 
 Both paths give tables that ``deltalake.DeltaTable``, Spark with Delta, DuckDB and Polars read,
-with version history. The fallback path supports local file system paths only.
+with version history, and each reads the other's. The native path works on any file system
+Spark's Hadoop configuration reaches (``s3a://``, ``abfss://``, ``gs://``, ``dbfs:/``,
+``/Volumes/...``); the fallback path supports local file system paths only.
 
 Examples
 --------
@@ -22,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import glob
+import importlib.metadata
 import json
 import os
 import shutil
@@ -41,11 +44,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from customer_analytics.session import native_delta_enabled
+from customer_analytics.storage import join
 
 WRITE_MODES = ("overwrite", "append")
 STAGING_PREFIX = "_staging-"
 HIVE_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 BACKENDS = ("auto", "native", "deltalake")
+#: The commit field both backends store the commit metadata in (as JSON), and both read.
+USER_METADATA = "userMetadata"
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,10 @@ class TableWriter:
         return self
 
     def commit_metadata(self, **values: str) -> TableWriter:
-        """Key-value pairs stored in the commit (e.g. ``run_id``), visible in the history."""
+        """
+        Key-value pairs stored in the commit (e.g. ``run_id``) as the JSON ``userMetadata``
+        that Delta Lake's history shows, and :meth:`Warehouse.history` gives as keys.
+        """
         self._metadata.update({k: str(v) for k, v in values.items()})
         return self
 
@@ -128,13 +137,19 @@ class TableWriter:
     def _execute_native(self, df: DataFrame) -> Commit:
         from delta.tables import DeltaTable as SparkDeltaTable
 
+        if self._mode == "append" and SparkDeltaTable.isDeltaTable(self._spark, self._path):
+            detail = SparkDeltaTable.forPath(self._spark, self._path).detail().first()
+            current = self._spark.read.format("delta").load(self._path).schema
+            _check_append_schema(
+                current, detail["partitionColumns"], df.schema, self._partition_by, self._path
+            )
         writer = df.write.format("delta").mode(self._mode)
         if self._mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
         if self._partition_by:
             writer = writer.partitionBy(*self._partition_by)
         if self._metadata:
-            writer = writer.option("userMetadata", json.dumps(self._metadata, sort_keys=True))
+            writer = writer.option(USER_METADATA, _metadata_text(self._metadata))
         if self._before_commit is not None:
             self._before_commit()
         writer.save(self._path)
@@ -148,7 +163,13 @@ class TableWriter:
         _remove_stale_staging(root)
         existing = _open(root)
         if existing is not None and self._mode == "append":
-            _check_append_schema(existing, df.schema, self._partition_by, self._path)
+            _check_append_schema(
+                StructType.fromJson(json.loads(existing.schema().to_json())),
+                existing.metadata().partition_columns,
+                df.schema,
+                self._partition_by,
+                self._path,
+            )
         staging = os.path.join(root, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
         writer = df.write.mode("overwrite")
         if self._partition_by:
@@ -167,7 +188,11 @@ class TableWriter:
         from deltalake import CommitProperties
 
         delta_schema = Schema.from_json(schema.json())
-        properties = CommitProperties(custom_metadata=self._metadata or None)
+        properties = CommitProperties(
+            custom_metadata={USER_METADATA: _metadata_text(self._metadata)}
+            if self._metadata
+            else None
+        )
         table = _open(root)
         if table is None:
             create_table_with_add_actions(
@@ -220,10 +245,16 @@ class Warehouse:
             raise ValueError("warehouse path must not be empty")
         return cls(spark, path, resolve_backend(spark, backend))
 
+    def describe(self) -> str:
+        """How tables are written, for the job's first line."""
+        if self.backend == "native":
+            return f"Delta Lake {_spark_delta_version()}, native"
+        return f"Delta tables committed with deltalake {deltalake_version()} (delta-rs)"
+
     def table_path(self, name: str) -> str:
         if not name or "/" in name or name.startswith((".", "_")):
             raise ValueError(f"invalid table name {name!r}")
-        return os.path.join(self.path, name)
+        return join(self.path, name)
 
     def writer(self, name: str) -> TableWriter:
         return TableWriter(self.spark, self.table_path(name), self.backend)
@@ -233,12 +264,22 @@ class Warehouse:
         return self.writer(name).mode(mode).commit_metadata(**metadata).execute(df)
 
     def exists(self, name: str) -> bool:
+        if self.backend == "native":
+            from delta.tables import DeltaTable as SparkDeltaTable
+
+            return bool(SparkDeltaTable.isDeltaTable(self.spark, self.table_path(name)))
         return table_exists(self.table_path(name))
 
     def read(self, name: str, version: int | None = None) -> DataFrame:
         return read_table(self.spark, self.table_path(name), version, self.backend)
 
     def history(self, name: str) -> list[dict]:
+        """
+        The table's commits, newest first: ``version``, ``timestamp``, ``operation`` and the
+        commit metadata's keys (``run_id``), whichever backend wrote them.
+        """
+        if self.backend == "native":
+            return _native_history(self.spark, self.table_path(name))
         return table_history(self.table_path(name))
 
     def row_count(self, name: str) -> int:
@@ -250,6 +291,14 @@ class Warehouse:
             raise FileNotFoundError(f"no Delta table at {self.table_path(name)}")
         counts = pa.table(table.get_add_actions(flatten=True)).column("num_records")
         return int(pc.sum(counts).as_py() or 0)
+
+
+def _spark_delta_version() -> str:
+    return importlib.metadata.version("delta-spark")
+
+
+def deltalake_version() -> str:
+    return importlib.metadata.version("deltalake")
 
 
 def table_exists(path: str) -> bool:
@@ -268,6 +317,10 @@ def read_table(
         When ``path`` holds no Delta table.
     """
     if resolve_backend(spark, backend) == "native":
+        from delta.tables import DeltaTable as SparkDeltaTable
+
+        if not SparkDeltaTable.isDeltaTable(spark, path):
+            raise FileNotFoundError(f"no Delta table at {path}")
         reader = spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
@@ -284,11 +337,45 @@ def read_table(
 
 
 def table_history(path: str) -> list[dict]:
-    """The table's commits, newest first, as ``deltalake`` reports them."""
+    """
+    The table's commits, newest first, as ``deltalake`` reports them, with the keys of the
+    commit metadata (``run_id``) added.
+    """
     table = _open(_local_path(path))
     if table is None:
         raise FileNotFoundError(f"no Delta table at {path}")
-    return table.history()
+    return [{**entry, **_metadata_keys(entry.get(USER_METADATA))} for entry in table.history()]
+
+
+def _native_history(spark: SparkSession, path: str) -> list[dict]:
+    from delta.tables import DeltaTable as SparkDeltaTable
+
+    if not SparkDeltaTable.isDeltaTable(spark, path):
+        raise FileNotFoundError(f"no Delta table at {path}")
+    entries = []
+    # the log's history is one row per commit: small, and read by the driver anyway
+    for row in SparkDeltaTable.forPath(spark, path).history().collect():
+        entry = {
+            "version": int(row["version"]),
+            "timestamp": row["timestamp"],
+            "operation": row["operation"],
+        }
+        entry.update(_metadata_keys(row[USER_METADATA]))
+        entries.append(entry)
+    return entries
+
+
+def _metadata_text(metadata: dict[str, str]) -> str:
+    return json.dumps(metadata, sort_keys=True)
+
+
+def _metadata_keys(text: str | None) -> dict[str, str]:
+    """The keys a commit's ``userMetadata`` holds, when this package wrote it (JSON)."""
+    try:
+        value = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _open(root: str, version: int | None = None) -> DeltaTable | None:
@@ -355,9 +442,12 @@ def _same_layout(table: DeltaTable, schema: Schema, partition_by: list[str]) -> 
 
 
 def _check_append_schema(
-    table: DeltaTable, schema: StructType, partition_by: list[str], path: str
+    current: StructType,
+    partitions: list[str],
+    schema: StructType,
+    partition_by: list[str],
+    path: str,
 ) -> None:
-    current = StructType.fromJson(json.loads(table.schema().to_json()))
     have = {f.name: f.dataType for f in current.fields}
     new = {f.name: f.dataType for f in schema.fields}
     if have != new:
@@ -365,8 +455,8 @@ def _check_append_schema(
             f"append to {path}: schema differs from the table's "
             f"(table: {current.simpleString()}, data: {schema.simpleString()})"
         )
-    if partition_by and list(table.metadata().partition_columns) != list(partition_by):
+    if partition_by and list(partitions) != list(partition_by):
         raise ValueError(
             f"append to {path}: partition columns {partition_by} differ from the table's "
-            f"{list(table.metadata().partition_columns)}"
+            f"{list(partitions)}"
         )

@@ -1,0 +1,101 @@
+"""
+File-system access for everything that is not a table row: one class over Hadoop's
+``FileSystem`` API in the session's JVM, so the same calls work on local paths and on
+``s3a://``, ``abfss://``, ``gs://``, ``dbfs:/`` and ``/Volumes/...``, with the credentials and
+settings the session's Hadoop configuration holds.
+
+Paths are strings as the user writes them: a relative path is relative to the directory the
+job was started from, a path without a scheme is on the default file system.
+
+Examples
+--------
+>>> fs = FileSystem.for_session(spark)
+>>> fs.write_text(join("s3a://bucket/wh", "_models", "run-1", "metadata.json"), "{}")
+>>> fs.list_dirs(join("s3a://bucket/wh", "_models"))
+['run-1']
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+
+def join(base: str, *parts: str) -> str:
+    """``base/part/...`` for local paths and URIs alike (``os.path.join`` is for local paths)."""
+    path = base.rstrip("/") or "/"
+    for part in parts:
+        path = f"{path.rstrip('/')}/{part.strip('/')}"
+    return path
+
+
+def has_scheme(path: str) -> bool:
+    """True for ``s3a://bucket/x``, ``dbfs:/x``, ``file:/x``; false for ``/x`` and ``x``."""
+    scheme, sep, _ = path.partition(":")
+    return bool(sep) and len(scheme) > 1 and scheme.replace("+", "").isalnum()
+
+
+class FileSystem:
+    """
+    Files and folders through Hadoop's ``FileSystem``; one instance per SparkSession.
+
+    Every method takes a path string and resolves its file system from the path's scheme.
+    """
+
+    def __init__(self, spark: SparkSession) -> None:
+        self._jvm = spark.sparkContext._jvm
+        self._hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    @classmethod
+    def for_session(cls, spark: SparkSession) -> FileSystem:
+        return cls(spark)
+
+    def qualified(self, path: str) -> str:
+        """The absolute URI Hadoop resolves ``path`` to, e.g. ``file:/home/me/warehouse``."""
+        jpath, fs = self._resolve(path)
+        return str(fs.makeQualified(jpath).toString())
+
+    def exists(self, path: str) -> bool:
+        jpath, fs = self._resolve(path)
+        return bool(fs.exists(jpath))
+
+    def is_file(self, path: str) -> bool:
+        jpath, fs = self._resolve(path)
+        return bool(fs.isFile(jpath))
+
+    def list_dirs(self, path: str) -> list[str]:
+        """Names of the folders directly under ``path``, sorted; empty when ``path`` is absent."""
+        jpath, fs = self._resolve(path)
+        if not fs.exists(jpath):
+            return []
+        return sorted(str(s.getPath().getName()) for s in fs.listStatus(jpath) if s.isDirectory())
+
+    def read_text(self, path: str) -> str:
+        """The whole file as UTF-8 text; ``FileNotFoundError`` naming ``path`` when absent."""
+        jpath, fs = self._resolve(path)
+        if not fs.exists(jpath):
+            raise FileNotFoundError(f"no file at {path}")
+        stream = fs.open(jpath)
+        try:
+            return bytes(stream.readAllBytes()).decode("utf-8")
+        finally:
+            stream.close()
+
+    def write_text(self, path: str, text: str) -> None:
+        """Create or replace the file with ``text`` (UTF-8), creating its parent folders."""
+        jpath, fs = self._resolve(path)
+        stream = fs.create(jpath, True)
+        try:
+            stream.write(bytearray(text.encode("utf-8")))
+        finally:
+            stream.close()
+
+    def delete(self, path: str) -> bool:
+        """Delete a file or a folder with its contents; false when there was nothing."""
+        jpath, fs = self._resolve(path)
+        return bool(fs.delete(jpath, True))
+
+    def _resolve(self, path: str):
+        if not path:
+            raise ValueError("path must not be empty")
+        jpath = self._jvm.org.apache.hadoop.fs.Path(path)
+        return jpath, jpath.getFileSystem(self._hadoop_conf)

@@ -1,0 +1,85 @@
+"""
+Where the Delta Lake JARs cannot be had: a job started with an Ivy that resolves nothing (as
+for a user without Maven access) says so in one line and writes with deltalake, or stops
+with exit 2 when ``warehouse.delta`` asks for native Delta.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from deltalake import DeltaTable
+
+from tests.conftest import FIXTURES, REPO
+
+IVY_SETTINGS = """<ivysettings>
+  <settings defaultResolver="nowhere"/>
+  <caches defaultCacheDir="{root}/cache"/>
+  <resolvers>
+    <filesystem name="nowhere">
+      <ivy pattern="{root}/repo/[organisation]/[module]/[revision]/ivy.xml"/>
+      <artifact pattern="{root}/repo/[organisation]/[module]/[revision]/[artifact].[ext]"/>
+    </filesystem>
+  </resolvers>
+</ivysettings>
+"""
+
+
+@pytest.fixture
+def without_maven(tmp_path):
+    """``--set`` arguments and an environment in which no Delta JAR can be resolved."""
+    (tmp_path / "ivysettings.xml").write_text(IVY_SETTINGS.format(root=tmp_path))
+    env = {**os.environ, "CUSTOMER_ANALYTICS_JARS": str(tmp_path / "no-jars")}
+    args = [
+        "--set",
+        f"spark.conf.spark.jars.ivySettings={tmp_path / 'ivysettings.xml'}",
+        "--set",
+        f"spark.conf.spark.jars.ivy={tmp_path / 'ivy'}",
+    ]
+    return args, env
+
+
+def _ingest(tmp_path, extra_args, env):
+    exe = shutil.which("customer-analytics") or os.path.join(
+        os.path.dirname(sys.executable), "customer-analytics"
+    )
+    command = [
+        exe,
+        "ingest",
+        "--set",
+        f"source.path={FIXTURES / 'product_json_pipeline.csv'}",
+        "--set",
+        f"warehouse.path={tmp_path / 'wh'}",
+        "--set",
+        "spark.master=local[1]",
+        *extra_args,
+    ]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_without_the_jars_auto_says_so_once_and_writes_with_deltalake(tmp_path, without_maven):
+    args, env = without_maven
+
+    result = _ingest(tmp_path, args, env)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    notices = [line for line in result.stderr.splitlines() if "could not be loaded" in line]
+    assert len(notices) == 1
+    assert "io.delta:delta-spark_4.2_2.13:4.4.0" in notices[0]
+    assert "writing tables with deltalake (delta-rs) instead" in notices[0]
+    assert "committed with deltalake" in result.stdout
+    assert DeltaTable(str(tmp_path / "wh" / "orders")).to_pyarrow_table().num_rows == 14
+
+
+def test_without_the_jars_native_is_a_configuration_error(tmp_path, without_maven):
+    args, env = without_maven
+
+    result = _ingest(tmp_path, [*args, "--set", "warehouse.delta=native"], env)
+
+    assert result.returncode == 2
+    assert "warehouse.delta is 'native'" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "wh" / "orders").exists()
