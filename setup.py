@@ -27,5 +27,5 @@ setup(
     extras_require={
         "test": ["pytest>=8", "chispa>=0.10", "ruff>=0.6", "lifetimes>=0.11"],
     },
-    entry_points={"console_scripts": ["customer-analytics=customer_analytics.cli:main"]},
+    entry_points={"console_scripts": ["customer-analytics=customer_analytics.cli:console_main"]},
 )
