@@ -25,7 +25,9 @@ setup(
         "pyyaml>=6",
     ],
     extras_require={
-        "test": ["pytest>=8", "chispa>=0.10", "ruff>=0.6", "lifetimes>=0.11"],
+        # setuptools 70.1+ builds wheels without the wheel package: tests/test_bundle.py builds
+        # the bundle's wheel offline with --no-build-isolation
+        "test": ["pytest>=8", "chispa>=0.10", "ruff>=0.6", "lifetimes>=0.11", "setuptools>=70.1"],
     },
     entry_points={"console_scripts": ["customer-analytics=customer_analytics.cli:console_main"]},
 )
