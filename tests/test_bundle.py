@@ -230,7 +230,7 @@ def test_the_command_parses_every_task_parameters(bundle, tasks, target):
     [
         (
             "dev",
-            "/Volumes/main/customer_analytics/dev_someone/warehouse",
+            "/Volumes/main/customer_analytics/warehouse/dev_someone",
             "/Volumes/main/customer_analytics/raw/transactions",
         ),
         (
