@@ -4,6 +4,15 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+#: Spark itself: installed for local runs and tests (``.[spark]``), never on a cluster that
+#: brings its own (Databricks Runtime, a Spark distribution under spark-submit).
+SPARK = [
+    "pyspark>=4.2,<4.3",
+    # the version whose JARs (io.delta:delta-spark_4.2_2.13) are on Maven Central: the
+    # session loads the JARs of the installed delta-spark (customer_analytics.jars)
+    "delta-spark==4.4.0",
+]
+
 setup(
     name="customer-analytics",
     version="0.1.0",
@@ -16,10 +25,6 @@ setup(
     packages=find_packages("lib"),
     include_package_data=True,
     install_requires=[
-        "pyspark>=4.2,<4.3",
-        # the version whose JARs (io.delta:delta-spark_4.2_2.13) are on Maven Central: the
-        # session loads the JARs of the installed delta-spark (customer_analytics.jars)
-        "delta-spark==4.4.0",
         "deltalake>=1.1,<2",
         "pyarrow>=15",
         "pandas>=2.2,<3",
@@ -27,13 +32,18 @@ setup(
         "pyyaml>=6",
     ],
     extras_require={
+        "spark": SPARK,
+        # setuptools 70.1+ builds wheels without the wheel package: tests/test_bundle.py builds
+        # the bundle's wheel offline with --no-build-isolation
         "test": [
+            *SPARK,
             "pytest>=8",
             "chispa>=0.10",
             "ruff>=0.6",
             "lifetimes>=0.11",
             "moto[server]>=5.1",
+            "setuptools>=70.1",
         ],
     },
-    entry_points={"console_scripts": ["customer-analytics=customer_analytics.cli:main"]},
+    entry_points={"console_scripts": ["customer-analytics=customer_analytics.cli:console_main"]},
 )

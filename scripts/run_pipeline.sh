@@ -3,7 +3,7 @@
 #   bash scripts/run_pipeline.sh                       # default: 100,000 generated transactions
 #   TRANSACTIONS=2406316 bash scripts/run_pipeline.sh  # the seed's size
 #   bash scripts/run_pipeline.sh --set source.path=my_export.csv   # your own data
-source "$(dirname "$0")/_env.sh"
+source "$(dirname "$0")/_env.sh" spark
 DATA_DIR="${DATA_DIR:-data/generated}"
 if [ ! -d "$DATA_DIR/transactions" ]; then
   echo "== generating ${TRANSACTIONS:-100000} transactions into $DATA_DIR"

@@ -108,6 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     )
 
 
+def console_main() -> None:
+    """
+    Entry point of the ``customer-analytics`` console script and of Databricks wheel tasks.
+
+    A console script exits with what its function returns, but a Databricks
+    ``python_wheel_task`` calls the entry point and ignores the return value: a job that
+    returned 2 would be reported as succeeded and the next task would run. Raising
+    ``SystemExit`` with the exit code fails the task; success returns normally.
+
+    Raises
+    ------
+    SystemExit
+        With the exit code of :func:`main` when it is not 0.
+    """
+    code = main()
+    if code != EXIT_OK:
+        raise SystemExit(code)
+
+
 def run_job(job: str, argv: list[str] | None = None) -> int:
     """Entry point of ``jobs/<job>.py``: the same as ``customer-analytics <job> ...``."""
     return main([job, *(sys.argv[1:] if argv is None else argv)])
@@ -181,4 +200,4 @@ def _error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
 
 
-__all__ = ["main", "run_job", "build_parser", "ConfigError"]
+__all__ = ["main", "console_main", "run_job", "build_parser", "ConfigError"]
