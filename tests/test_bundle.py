@@ -135,7 +135,8 @@ def wheel_metadata(wheel) -> dict:
     parser.optionxform = str
     parser.read_string(entry_points)
     name = re.search(r"^Name: (.+)$", metadata, re.MULTILINE).group(1).strip()
-    return {"name": name, "console_scripts": dict(parser["console_scripts"])}
+    requires = re.findall(r"^Requires-Dist: (.+)$", metadata, re.MULTILINE)
+    return {"name": name, "console_scripts": dict(parser["console_scripts"]), "requires": requires}
 
 
 def test_bundle_is_named_after_the_project_and_includes_the_job(bundle, job):
@@ -181,6 +182,13 @@ def test_package_name_is_the_wheels_distribution_name(tasks, wheel_metadata):
     assert wheel_metadata["name"] == "customer-analytics"
     for task in tasks:
         assert task["python_wheel_task"]["package_name"] == wheel_metadata["name"]
+
+
+def test_the_wheel_never_installs_spark_over_the_runtimes_own(wheel_metadata):
+    spark = [r for r in wheel_metadata["requires"] if r.startswith(("pyspark", "delta-spark"))]
+
+    assert spark, "pyspark and delta-spark are listed (in the spark extra)"
+    assert all('extra == "spark"' in r or 'extra == "test"' in r for r in spark), spark
 
 
 def test_the_wheel_runner_finds_the_entry_point_by_package_and_name(tasks, wheel, tmp_path):

@@ -247,3 +247,8 @@ def test_row_count_comes_from_the_log_statistics(warehouse, orders):
     warehouse.write("orders", orders.limit(2), mode="append")
 
     assert warehouse.row_count("orders") == 5
+
+
+def test_the_fallback_refuses_object_storage_before_writing(spark):
+    with pytest.raises(ValueError, match="deltalake fallback writes local paths only"):
+        Warehouse.for_path(spark, "s3a://bucket/wh", backend="deltalake")

@@ -111,9 +111,12 @@ def configure(
             _start_jvm(with_jars)
             settings = with_jars
         except Exception as exc:  # Ivy could not resolve the packages: the JVM did not start
+            fallback = (
+                "; writing tables with deltalake (delta-rs) instead" if delta == "auto" else ""
+            )
             print(
                 f"customer-analytics: the Delta Lake JARs ({', '.join(packages)}) could not be "
-                f"loaded ({_first_line(exc)}); writing tables with deltalake (delta-rs) instead",
+                f"loaded ({_first_line(exc)}){fallback}",
                 file=sys.stderr,
                 flush=True,
             )

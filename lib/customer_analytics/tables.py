@@ -44,7 +44,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from customer_analytics.session import native_delta_enabled
-from customer_analytics.storage import join
+from customer_analytics.storage import has_scheme, join
 
 WRITE_MODES = ("overwrite", "append")
 STAGING_PREFIX = "_staging-"
@@ -241,9 +241,16 @@ class Warehouse:
 
     @classmethod
     def for_path(cls, spark: SparkSession, path: str, backend: str = "auto") -> Warehouse:
+        """
+        The warehouse at ``path``; ``ValueError`` when the backend cannot reach it (the
+        deltalake fallback on object storage).
+        """
         if not path:
             raise ValueError("warehouse path must not be empty")
-        return cls(spark, path, resolve_backend(spark, backend))
+        backend = resolve_backend(spark, backend)
+        if backend == "deltalake":
+            _local_path(path)
+        return cls(spark, path, backend)
 
     def describe(self) -> str:
         """How tables are written, for the job's first line."""
@@ -386,12 +393,12 @@ def _open(root: str, version: int | None = None) -> DeltaTable | None:
 
 
 def _local_path(path: str) -> str:
-    if "://" in path and not path.startswith("file://"):
+    if has_scheme(path) and not path.startswith("file:"):
         raise ValueError(
-            f"{path}: without the Delta Spark extension only local paths are supported; "
-            "start Spark with the Delta package to write to object storage"
+            f"warehouse.path {path}: the deltalake fallback writes local paths only; object "
+            "storage needs the Delta Lake JARs (warehouse.delta: auto or native, see README)"
         )
-    return os.path.abspath(path.removeprefix("file://"))
+    return os.path.abspath(path.removeprefix("file://").removeprefix("file:"))
 
 
 def _remove_stale_staging(root: str, older_than_seconds: float = 3600.0) -> None:
