@@ -137,7 +137,7 @@ class TableWriter:
     def _execute_native(self, df: DataFrame) -> Commit:
         from delta.tables import DeltaTable as SparkDeltaTable
 
-        if self._mode == "append" and SparkDeltaTable.isDeltaTable(self._spark, self._path):
+        if self._mode == "append" and _native_table_exists(self._spark, self._path):
             detail = SparkDeltaTable.forPath(self._spark, self._path).detail().first()
             current = self._spark.read.format("delta").load(self._path).schema
             _check_append_schema(
@@ -272,9 +272,7 @@ class Warehouse:
 
     def exists(self, name: str) -> bool:
         if self.backend == "native":
-            from delta.tables import DeltaTable as SparkDeltaTable
-
-            return bool(SparkDeltaTable.isDeltaTable(self.spark, self.table_path(name)))
+            return _native_table_exists(self.spark, self.table_path(name))
         return table_exists(self.table_path(name))
 
     def read(self, name: str, version: int | None = None) -> DataFrame:
@@ -324,9 +322,7 @@ def read_table(
         When ``path`` holds no Delta table.
     """
     if resolve_backend(spark, backend) == "native":
-        from delta.tables import DeltaTable as SparkDeltaTable
-
-        if not SparkDeltaTable.isDeltaTable(spark, path):
+        if not _native_table_exists(spark, path):
             raise FileNotFoundError(f"no Delta table at {path}")
         reader = spark.read.format("delta")
         if version is not None:
@@ -354,10 +350,16 @@ def table_history(path: str) -> list[dict]:
     return [{**entry, **_metadata_keys(entry.get(USER_METADATA))} for entry in table.history()]
 
 
+def _native_table_exists(spark: SparkSession, path: str) -> bool:
+    from delta.tables import DeltaTable as SparkDeltaTable
+
+    return bool(SparkDeltaTable.isDeltaTable(spark, path))
+
+
 def _native_history(spark: SparkSession, path: str) -> list[dict]:
     from delta.tables import DeltaTable as SparkDeltaTable
 
-    if not SparkDeltaTable.isDeltaTable(spark, path):
+    if not _native_table_exists(spark, path):
         raise FileNotFoundError(f"no Delta table at {path}")
     entries = []
     # the log's history is one row per commit: small, and read by the driver anyway
