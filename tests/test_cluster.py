@@ -4,6 +4,11 @@ starts a master and two workers on 127.0.0.1, runs ``jobs/pipeline.py`` twice wi
 package, kills a worker and its executor in the middle of a stage of the second run, and
 compares the two runs' tables with chispa. A few minutes; marked ``cluster``
 (``-m "not cluster"`` leaves it out).
+
+Known failure, not caused by the lost worker: ``evaluate`` refits KMeans on features computed
+in memory, and k-means|| depends on the order of its input rows, which a shuffle across two
+executors does not fix; ``recommendation_eval`` then differs between the runs (1 run in 5 so
+far, the intact run being the odd one out).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import pytest
 from tests.conftest import REPO, shared_file
 
 SCRIPT = REPO / "scripts" / "cluster_smoke.sh"
-#: Both runs, the cluster, the wheel and the comparison: about 7 minutes on a loaded 2-core box.
+#: Both runs, the cluster, the wheel and the comparison: 6.5-7 minutes on a shared 2-core
+#: machine, 14.5 under heavy load.
 TIMEOUT_SECONDS = 1800
 
 
