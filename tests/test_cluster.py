@@ -5,10 +5,9 @@ package, kills a worker and its executor in the middle of a stage of the second 
 compares the two runs' tables with chispa. A few minutes; marked ``cluster``
 (``-m "not cluster"`` leaves it out).
 
-Known failure, not caused by the lost worker: ``evaluate`` refits KMeans on features computed
-in memory, and k-means|| depends on the order of its input rows, which a shuffle across two
-executors does not fix; ``recommendation_eval`` then differs between the runs (1 run in 5 so
-far, the intact run being the odd one out).
+The runs compare equal only because ``segmentation.fit`` puts its input in a fixed order
+(``in_fixed_order``): ``evaluate`` refits KMeans on features computed in memory, k-means||
+depends on the order of its input rows, and a shuffle across two executors does not fix it.
 """
 
 from __future__ import annotations
