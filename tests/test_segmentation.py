@@ -426,20 +426,3 @@ def test_segment_job_fits_then_scores_and_refuses_a_changed_feature_list(
     capsys.readouterr()
     assert cli.main(["segment", "--mode", "score", *common]) == 2
     assert "but segmentation.features is" in capsys.readouterr().err
-
-
-def test_in_fixed_order_gives_the_same_partitions_and_order_whatever_the_input_order(spark):
-    rows = [(f"c{i:02d}", float(i)) for i in range(12)]
-    one_way = spark.createDataFrame(rows, "customer_id string, total_visits double").repartition(3)
-    other_way = spark.createDataFrame(rows[::-1], "customer_id string, total_visits double")
-
-    def layout(df):
-        ordered = seg.in_fixed_order(df).select(F.spark_partition_id().alias("p"), "customer_id")
-        return [tuple(r) for r in ordered.collect()]
-
-    first = layout(one_way)
-    assert first == layout(other_way.coalesce(1))
-    # within each partition, customers come sorted by id
-    for partition in {p for p, _ in first}:
-        ids = [c for p, c in first if p == partition]
-        assert ids == sorted(ids)

@@ -702,7 +702,6 @@ def fit(customer_features: DataFrame, seg_cfg: SegmentationConfig) -> Segmentati
     features = seg_cfg.features
     needed = seg_cfg.k if seg_cfg.k is not None else seg_cfg.k_min + 1
     rules = seg_cfg.segment_names
-    customer_features = in_fixed_order(customer_features)
     rows = check_input(customer_features, features, min_rows=needed)
     candidate_ks(seg_cfg, rows)
     selection = sweep_k(customer_features, seg_cfg, rows=rows).cache()
@@ -710,22 +709,6 @@ def fit(customer_features: DataFrame, seg_cfg: SegmentationConfig) -> Segmentati
     model = fit_pipeline(customer_features, seg_cfg, k)
     profiled = profile_features(features, rules, customer_features.dtypes)
     return _describe(model, k, customer_features, features, profiled, rules, selection)
-
-
-def in_fixed_order(customer_features: DataFrame) -> DataFrame:
-    """
-    The same rows, in partitions and an order that depend on the data alone: hashed by
-    ``customer_id`` into ``spark.sql.shuffle.partitions`` partitions, sorted by it within each.
-
-    KMeans' k-means|| start and ``sample`` draw row by row within each partition, and rows
-    computed in memory (``evaluate`` refits on features it has just built) arrive after a shuffle
-    in the order remote blocks happen to be fetched: without this, two runs on the same data
-    could give different clusterings.
-    """
-    partitions = int(customer_features.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    return customer_features.repartition(partitions, C.CUSTOMER_ID).sortWithinPartitions(
-        C.CUSTOMER_ID
-    )
 
 
 def fit_pipeline(
