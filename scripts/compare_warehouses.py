@@ -87,13 +87,6 @@ def check(warehouse: str) -> list[str]:
     return problems
 
 
-#: Tables whose values may differ between two runs on the same data, and why.
-NOT_REPRODUCIBLE = {
-    "recommendation_eval": "evaluate refits KMeans on features it computes in memory and the "
-    "refit clustering is not always the same between runs (README, standalone cluster)",
-}
-
-
 def compare(first: str, second: str) -> list[str]:
     """Tables that differ between two warehouses (every table but ``runs``), with the reason."""
     from chispa import assert_approx_df_equality, assert_df_equality
@@ -122,9 +115,6 @@ def compare(first: str, second: str) -> list[str]:
         for name in names:
             if name == RUNS_TABLE:
                 continue
-            if name in NOT_REPRODUCIBLE:
-                print(f"  {name}: left out: {NOT_REPRODUCIBLE[name]}")
-                continue
             t0 = time.perf_counter()
             a = spark.read.format("delta").load(os.path.join(first, name))
             b = spark.read.format("delta").load(os.path.join(second, name))
@@ -150,7 +140,7 @@ def compare(first: str, second: str) -> list[str]:
     if not problems:
         print(
             f"tables equal: {compared} tables compared, all equal (chispa, row order ignored; "
-            f"left out: the {RUNS_TABLE} table, {', '.join(NOT_REPRODUCIBLE)} and the columns "
+            f"left out: the {RUNS_TABLE} table and the columns "
             f"{', '.join(RUN_COLUMNS)})"
         )
     return problems

@@ -426,3 +426,31 @@ def test_segment_job_fits_then_scores_and_refuses_a_changed_feature_list(
     capsys.readouterr()
     assert cli.main(["segment", "--mode", "score", *common]) == 2
     assert "but segmentation.features is" in capsys.readouterr().err
+
+
+def test_in_fixed_order_is_one_partition_sorted_by_customer_whatever_the_input(spark):
+    rows = [(f"c{i:02d}", float(i), "x") for i in range(12)]
+    schema = "customer_id string, total_visits double, city string"
+    shuffled = spark.createDataFrame(rows[::-1], schema).repartition(3)
+
+    ordered = seg.in_fixed_order(shuffled, [C.TOTAL_VISITS])
+
+    assert ordered.rdd.getNumPartitions() == 1
+    assert ordered.columns == [C.CUSTOMER_ID, C.TOTAL_VISITS]
+    assert [r[C.CUSTOMER_ID] for r in ordered.collect()] == [f"c{i:02d}" for i in range(12)]
+
+
+def test_a_fit_does_not_depend_on_how_the_rows_are_partitioned(spark):
+    # 300 customers spread evenly on a grid: no planted groups, so where k-means|| starts
+    # decides the local optimum, and that start draws rows partition by partition
+    rows = [(f"c{i:03d}", float(i % 20), float((i * 7) % 15)) for i in range(300)]
+    schema = "customer_id string, total_visits double, total_spend double"
+    cfg = SegmentationConfig(features=[C.TOTAL_VISITS, C.TOTAL_SPEND], k=5, n_init=1, seed=3)
+    one_way = spark.createDataFrame(rows, schema).repartition(4)
+    other_way = spark.createDataFrame(rows[::-1], schema).repartition(3)
+
+    def centres(df):
+        model = seg.fit_pipeline(df, cfg, 5)
+        return sorted(tuple(c) for c in model.stages[-1].clusterCenters())
+
+    assert centres(one_way) == centres(other_way)
