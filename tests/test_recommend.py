@@ -285,6 +285,31 @@ def test_customer_lists_look_only_candidates_deep_into_the_segment_list(spark):
     assert [(r[C.PRODUCT_ID], r[C.REASON]) for r in lists.collect()] == [("p1", rec.REASON_ALL)]
 
 
+def test_customer_lists_reach_past_bought_products_spread_along_the_list(spark):
+    # one segment list p1..p7 with penetration 0.7, 0.6, ..., 0.1
+    ranking = spark.createDataFrame(
+        [(0, "A", r, f"p{r}", 8 - r, 1.0, 1.0, (8 - r) / 10) for r in range(1, 8)],
+        RANKING_SCHEMA,
+    )
+    members = spark.createDataFrame([("c1", 0), ("c2", 0)], "customer_id string, cluster int")
+    # c1 bought the 1st, 2nd and 4th; c2 the 6th, beyond its first three
+    history = _history(spark, [("c1", "p1"), ("c1", "p2"), ("c1", "p4"), ("c2", "p6")])
+
+    lists = rec.customer_recommendations(
+        ranking, members, history, _names(spark, []), top_n=3, candidates=7
+    )
+
+    got = sorted((r[C.CUSTOMER_ID], r[C.RANK], r[C.PRODUCT_ID]) for r in lists.collect())
+    assert got == [
+        ("c1", 1, "p3"),
+        ("c1", 2, "p5"),
+        ("c1", 3, "p6"),
+        ("c2", 1, "p1"),
+        ("c2", 2, "p2"),
+        ("c2", 3, "p3"),
+    ]
+
+
 def test_candidates_below_top_n_is_rejected(spark):
     with pytest.raises(ValueError, match="candidates must be >= top_n"):
         rec.customer_recommendations(
@@ -540,3 +565,13 @@ def test_format_evaluation_prints_one_aligned_line_per_row():
         "-",
         "0.1250",
     ]
+
+
+def test_evaluation_audience_is_the_segmented_customers_who_bought_in_the_test_weeks(spark):
+    segments = _members(spark)  # c1, c2 in cluster 0; c3 in cluster 7
+    relevant = _history(spark, [("c1", "p1"), ("c1", "p2"), ("c3", "p4"), ("c9", "p1")])
+    expected = spark.createDataFrame([("c1", 0), ("c3", 7)], "customer_id string, cluster int")
+
+    audience = rec.evaluation_audience(segments, relevant)
+
+    assert_df_equality(audience, expected, ignore_row_order=True, ignore_nullable=True)

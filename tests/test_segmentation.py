@@ -318,9 +318,21 @@ def test_feature_importance_is_between_over_total_variance(spark):
 
 
 def test_choose_k_takes_best_silhouette_unless_fixed():
-    rows = [{"k": 2, "silhouette": 0.4}, {"k": 3, "silhouette": 0.7}, {"k": 4, "silhouette": 0.7}]
-    assert seg.choose_k(rows, None) == 3  # tie 3/4: the smaller K
+    rows = [{"k": 2, "silhouette": 0.4}, {"k": 3, "silhouette": 0.7}, {"k": 4, "silhouette": 0.6}]
+    assert seg.choose_k(rows, None) == 3
     assert seg.choose_k(rows, 5) == 5
+
+
+def test_choose_k_takes_the_largest_k_within_the_tolerance_of_the_best():
+    rows = [
+        {"k": 4, "silhouette": 0.634},
+        {"k": 5, "silhouette": 0.698},
+        {"k": 6, "silhouette": 0.691},  # 0.007 below the best
+        {"k": 7, "silhouette": 0.671},  # 0.027 below
+    ]
+    assert seg.choose_k(rows, None, tolerance=0.01) == 6
+    assert seg.choose_k(rows, None, tolerance=0.03) == 7
+    assert seg.choose_k(rows, None, tolerance=0.0) == 5
 
 
 def test_names_are_unique_best_score_first_and_generic_when_no_rule_matches():

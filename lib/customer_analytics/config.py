@@ -347,7 +347,10 @@ class SegmentationConfig(_Section):
     k: int | None = Field(None, ge=2)
     k_min: int = Field(2, ge=2)
     k_max: int = Field(10, ge=2)
-    sample_fraction: float = Field(1.0, gt=0, le=1)
+    #: Ks whose silhouette is within this of the best count as tied; the largest is chosen.
+    k_tolerance: float = Field(0.01, ge=0)
+    #: At most about this many customers (a seeded sample) in the K sweep; null: all of them.
+    sweep_sample_size: int | None = Field(50_000, ge=100)
     seed: int = 42
     #: KMeans starts per K (seeds seed, seed + 1, ...); the lowest training cost is kept.
     n_init: int = Field(3, ge=1)

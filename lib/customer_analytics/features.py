@@ -10,8 +10,8 @@ run on that day would have given.
 A *visit* is a non-return order of a member; returns are counted apart (``return_orders``,
 ``return_rate``, ``returned_amount``). A customer appears when they have at least one visit
 inside the window (``as_of``, ``lookback_days``, excluded periods). Every feature comes from a
-few aggregations over ``orders`` grouped by customer (one of them after a single
-``row_number`` window that numbers visits, newest first), one over ``order_lines`` for
+few aggregations over ``orders`` grouped by customer (the last three baskets from each
+customer's visits sorted newest first, no window), one over ``order_lines`` for
 distinct products, and one tiny aggregation for the RFM cut points, joined on
 ``customer_id``. Nothing is collected to the driver.
 
@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from customer_analytics import columns as C
@@ -228,26 +228,29 @@ def base_customer_features(
 
 
 def _visit_aggregates(visits: DataFrame) -> DataFrame:
-    newest_first = Window.partitionBy(C.CUSTOMER_ID).orderBy(
-        F.col(C.ORDER_TS).desc(), F.col(C.ORDER_ID).desc()
-    )
-    ranked = visits.withColumn(C.VISIT_RANK, F.row_number().over(newest_first))
     order_date = F.col(C.ORDER_DATE)
     iso_week = F.concat_ws(
         "-", F.extract(F.lit("YEAROFWEEK"), order_date), F.weekofyear(order_date)
     )
+    visit = F.struct(C.ORDER_TS, C.ORDER_ID, C.ORDER_AMOUNT)
+    newest_first = F.sort_array(F.collect_list(visit), asc=False)
 
     def nth_basket(n: int) -> Column:
-        return F.max(F.when(F.col(C.VISIT_RANK) == n, F.col(C.ORDER_AMOUNT)))
+        return F.get(newest_first, n - 1)[C.ORDER_AMOUNT]
 
-    return ranked.groupBy(C.CUSTOMER_ID).agg(
-        F.count_distinct(C.ORDER_ID).cast("long").alias(C.TOTAL_VISITS),
+    # size(collect_set(x)) instead of count_distinct: several distinct counts in one
+    # aggregation make Spark expand every row once per distinct column and aggregate twice.
+    def distinct_count(column: Column) -> Column:
+        return F.size(F.collect_set(column)).cast("long")
+
+    return visits.groupBy(C.CUSTOMER_ID).agg(
+        distinct_count(F.col(C.ORDER_ID)).alias(C.TOTAL_VISITS),
         F.sum(C.ORDER_AMOUNT).alias(C.TOTAL_SPEND),
         F.sum(C.ITEM_COUNT).alias(C.TOTAL_ITEMS),
         F.min(C.ORDER_DATE).alias(C.FIRST_ORDER_DATE),
         F.max(C.ORDER_DATE).alias(C.LAST_ORDER_DATE),
-        F.count_distinct(iso_week).cast("long").alias(C.ACTIVE_WEEKS),
-        F.count_distinct(F.trunc(order_date, "month")).cast("long").alias(C.ACTIVE_MONTHS),
+        distinct_count(iso_week).alias(C.ACTIVE_WEEKS),
+        distinct_count(F.trunc(order_date, "month")).alias(C.ACTIVE_MONTHS),
         nth_basket(1).alias(C.LAST_BASKET_SPEND),
         nth_basket(2).alias(C.PREV1_BASKET_SPEND),
         nth_basket(3).alias(C.PREV2_BASKET_SPEND),

@@ -278,7 +278,7 @@ def run_recommend(ctx: JobContext, summary: StageSummary) -> None:
         )
         ctx.progress.say(f"[recommend] top {cfg.top_n} lists: {top.rows} rows")
         rules = recommend.basket_rules(
-            bought, min_support=cfg.min_support, min_confidence=cfg.min_confidence
+            recent, min_support=cfg.min_support, min_confidence=cfg.min_confidence
         )
         rule_commit = ctx.warehouse.write(BASKET_RULES, rules, run_id=ctx.run_id)
         ctx.progress.say(
@@ -377,7 +377,7 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
         ranking = persisted.keep(recommend.product_ranking(recent, segments))
         rules = persisted.keep(
             recommend.basket_rules(
-                bought, min_support=rec_cfg.min_support, min_confidence=rec_cfg.min_confidence
+                recent, min_support=rec_cfg.min_support, min_confidence=rec_cfg.min_confidence
             )
         )
         test_bought = recommend.purchases(test_lines, exclude_products=rec_cfg.exclude_products)
@@ -390,13 +390,17 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
         catalogue = names.count()
         lists = recommend.evaluation_lists(
             ranking,
-            segments,
+            persisted.keep(recommend.evaluation_audience(segments, relevant["all"])),
             history,
             names,
             rules,
             top_n=max(ev.k),
             candidates=max(rec_cfg.candidates, max(ev.k)),
         )
+        # Each list becomes one leaf of the scoring plan, which otherwise repeats every list's
+        # lineage in each of its branches: planning that tree, or comparing it with the cached
+        # plans when they are released, filled a 4g heap even on 14 orders.
+        lists = {name: df.localCheckpoint() for name, df in lists.items()}
         metrics = recommend.score_recommenders(
             lists, relevant, ks=ev.k, catalogue_size=catalogue
         ).collect()  # one row per recommender, target and K

@@ -26,8 +26,10 @@ Customer lists (:func:`customer_recommendations`)
     so they rank together; the reason column says which one put the product there.
 
 Basket rules (:func:`basket_rules`)
-    MLlib ``FPGrowth`` over the distinct products of every order (members and non-members,
-    single-product orders included, so support is a share of all orders).
+    MLlib ``FPGrowth`` over the distinct products of each order in the purchases it is given
+    (members and non-members, single-product orders included, so support is a share of those
+    orders). The jobs give it the purchases of the top lists' window: what goes together
+    lately, and a few months of baskets instead of every basket ever.
 
 Evaluation (:func:`split_at`, :func:`relevant_products`, :func:`ranking_metrics`,
 :func:`evaluation_lists`)
@@ -265,7 +267,7 @@ def basket_rules(bought: DataFrame, *, min_support: float, min_confidence: float
     bought : DataFrame
         Purchases (:func:`purchases`); needs ``source``, ``order_id``, ``product_id``.
     min_support : float
-        In (0, 1]: the least share of all orders that must hold a rule's products.
+        In (0, 1]: the least share of the orders in ``bought`` that must hold a rule's products.
     min_confidence : float
         In (0, 1]: the least share of orders holding the antecedent that also hold the
         consequent.
@@ -376,69 +378,115 @@ def customer_recommendations(
     if candidates < top_n:
         raise ValueError(f"candidates must be >= top_n ({top_n}), got {candidates}")
     members = segments.select(C.CUSTOMER_ID, C.CLUSTER)
-    listed = ranking.filter(F.col(C.RANK) <= candidates)
+    listed = ranking.filter(F.col(C.RANK) <= candidates).select(
+        C.CLUSTER, C.RANK, C.PRODUCT_ID, C.PENETRATION
+    )
     segment_lists = listed.filter(F.col(C.CLUSTER).isNotNull())
-    everyone_list = listed.filter(F.col(C.CLUSTER).isNull())
+    everyone_list = listed.filter(F.col(C.CLUSTER).isNull()).drop(C.CLUSTER)
 
-    from_segment = members.join(segment_lists, C.CLUSTER).select(
-        C.CUSTOMER_ID,
-        C.PRODUCT_ID,
-        F.col(C.PENETRATION).alias(C.SCORE),
-        F.col(C.RANK).alias(C.LIST_RANK),
-        F.lit(0).alias(C.PRIORITY),
-        F.lit(REASON_SEGMENT).alias(C.REASON),
+    with_skipped = _skipped_ranks(members, segment_lists, history, keys=[C.CLUSTER])
+    proposed = _list_heads(
+        with_skipped,
+        segment_lists,
+        keys=[C.CLUSTER],
+        top_n=top_n,
+        priority=0,
+        reason=REASON_SEGMENT,
     )
-    proposed = from_segment
     if rules is not None:
-        proposed = from_segment.unionByName(_rule_candidates(rules, history, names))
-        best = Window.partitionBy(C.CUSTOMER_ID, C.PRODUCT_ID).orderBy(
-            F.desc(C.SCORE), F.col(C.LIST_RANK).asc_nulls_last(), F.col(C.REASON)
+        fired = _rule_candidates(rules, history, names).join(
+            history, [C.CUSTOMER_ID, C.PRODUCT_ID], "left_anti"
         )
-        proposed = (
-            proposed.withColumn(C.RANK, F.row_number().over(best))
-            .filter(F.col(C.RANK) == 1)
-            .drop(C.RANK)
-        )
-    proposed = proposed.join(history, [C.CUSTOMER_ID, C.PRODUCT_ID], "left_anti")
+        proposed = proposed.unionByName(fired)
 
-    # Customers whose segment list, less what they bought, is shorter than top_n.
-    list_lengths = segment_lists.groupBy(C.CLUSTER).agg(F.count("*").alias(C.POPULATION))
-    already_bought = (
-        history.join(members, C.CUSTOMER_ID)
-        .join(segment_lists.select(C.CLUSTER, C.PRODUCT_ID), [C.CLUSTER, C.PRODUCT_ID])
-        .groupBy(C.CUSTOMER_ID)
-        .agg(F.count("*").alias(C.MATCHED))
-    )
+    # Customers whose segment list, less what they bought, is shorter than top_n get the
+    # all-customers list after it, less what they bought.
+    list_lengths = segment_lists.groupBy(C.CLUSTER).agg(F.count("*").alias(C.LIST_LENGTH))
     short = (
-        members.join(list_lengths, C.CLUSTER, "left")
-        .join(already_bought, C.CUSTOMER_ID, "left")
-        .filter(F.coalesce(C.POPULATION, F.lit(0)) - F.coalesce(C.MATCHED, F.lit(0)) < F.lit(top_n))
+        with_skipped.join(F.broadcast(list_lengths), C.CLUSTER, "left")
+        .filter(F.coalesce(C.LIST_LENGTH, F.lit(0)) - F.size(C.SKIPPED_RANKS) < F.lit(top_n))
         .select(C.CUSTOMER_ID)
     )
-    fill = (
-        short.crossJoin(everyone_list.select(C.PRODUCT_ID, C.PENETRATION, C.RANK))
-        .select(
-            C.CUSTOMER_ID,
-            C.PRODUCT_ID,
-            F.col(C.PENETRATION).alias(C.SCORE),
-            F.col(C.RANK).alias(C.LIST_RANK),
-            F.lit(1).alias(C.PRIORITY),
-            F.lit(REASON_ALL).alias(C.REASON),
-        )
-        .join(history, [C.CUSTOMER_ID, C.PRODUCT_ID], "left_anti")
-        .join(
-            proposed.select(C.CUSTOMER_ID, C.PRODUCT_ID), [C.CUSTOMER_ID, C.PRODUCT_ID], "left_anti"
-        )
+    fill = _list_heads(
+        _skipped_ranks(short, everyone_list, history, keys=[]),
+        everyone_list,
+        keys=[],
+        top_n=top_n,
+        priority=1,
+        reason=REASON_ALL,
+    )
+    # A product proposed twice keeps its best proposal: the segment list's or a rule's before
+    # the all-customers list's, then the higher score. One shuffle by customer serves both
+    # windows.
+    best = Window.partitionBy(C.CUSTOMER_ID, C.PRODUCT_ID).orderBy(
+        C.PRIORITY, F.desc(C.SCORE), F.col(C.LIST_RANK).asc_nulls_last(), F.col(C.REASON)
     )
     order = Window.partitionBy(C.CUSTOMER_ID).orderBy(
         C.PRIORITY, F.desc(C.SCORE), F.col(C.LIST_RANK).asc_nulls_last(), C.PRODUCT_ID
     )
     return (
         proposed.unionByName(fill)
+        .repartition(C.CUSTOMER_ID)
+        .withColumn(C.RANK, F.row_number().over(best))
+        .filter(F.col(C.RANK) == 1)
         .withColumn(C.RANK, F.row_number().over(order))
         .filter(F.col(C.RANK) <= top_n)
         .join(names, C.PRODUCT_ID, "left")
         .select(*RECOMMENDATION_COLUMNS)
+    )
+
+
+def _skipped_ranks(
+    customers: DataFrame, lists: DataFrame, history: DataFrame, *, keys: list[str]
+) -> DataFrame:
+    """
+    ``customers`` (``customer_id`` and the ``keys``) with ``_skipped_ranks``: the ranks, in
+    their list of ``lists`` (the ``keys``, ``rank``, ``product_id``; one list when ``keys`` is
+    empty), of the products they bought (``history``); an empty array when none.
+    """
+    owned = history.join(customers, C.CUSTOMER_ID)
+    small = F.broadcast(lists.select(*keys, C.PRODUCT_ID, C.RANK))
+    bought = (
+        owned.join(small, [*keys, C.PRODUCT_ID])
+        .groupBy(C.CUSTOMER_ID)
+        .agg(F.collect_list(C.RANK).alias(C.SKIPPED_RANKS))
+    )
+    return customers.join(bought, C.CUSTOMER_ID, "left").withColumn(
+        C.SKIPPED_RANKS, F.coalesce(C.SKIPPED_RANKS, F.array().cast("array<int>"))
+    )
+
+
+def _list_heads(
+    with_skipped: DataFrame,
+    lists: DataFrame,
+    *,
+    keys: list[str],
+    top_n: int,
+    priority: int,
+    reason: str,
+) -> DataFrame:
+    """
+    The first ``top_n`` products of each customer's list that they did not buy: the entries
+    of ``lists`` whose rank is not skipped and at most ``top_n`` + the number skipped (a few
+    more where a skipped rank lies beyond that), as candidates scored by penetration.
+
+    Each customer meets ``top_n`` + their purchases from the list rows instead of the whole
+    list, and no join with the purchase history is needed: the skipped ranks travel with the
+    customer.
+    """
+    rank = F.col(C.RANK)
+    skipped = F.col(C.SKIPPED_RANKS)
+    small = F.broadcast(lists)
+    paired = with_skipped.join(small, keys) if keys else with_skipped.crossJoin(small)
+    return paired.filter(
+        (rank <= F.size(skipped) + F.lit(top_n)) & ~F.array_contains(skipped, rank)
+    ).select(
+        C.CUSTOMER_ID,
+        C.PRODUCT_ID,
+        F.col(C.PENETRATION).alias(C.SCORE),
+        rank.alias(C.LIST_RANK),
+        F.lit(priority).alias(C.PRIORITY),
+        F.lit(reason).alias(C.REASON),
     )
 
 
@@ -495,6 +543,18 @@ def relevant_products(
     if new_only_given is not None:
         relevant = relevant.join(new_only_given, [C.CUSTOMER_ID, C.PRODUCT_ID], "left_anti")
     return relevant
+
+
+def evaluation_audience(segments: DataFrame, relevant: DataFrame) -> DataFrame:
+    """
+    The customers of ``segments`` (``customer_id``, ``cluster``) that an evaluation scores:
+    those with a row in ``relevant`` (:func:`relevant_products` of every product bought in the
+    test weeks). :func:`ranking_metrics` scores only them, so lists for anybody else are work
+    for nothing: most customers buy nothing in a few test weeks.
+    """
+    return segments.select(C.CUSTOMER_ID, C.CLUSTER).join(
+        relevant.select(C.CUSTOMER_ID), C.CUSTOMER_ID, "left_semi"
+    )
 
 
 def ranking_metrics(

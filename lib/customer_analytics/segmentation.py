@@ -361,10 +361,11 @@ def sweep_k(
 
     K runs over ``k_min..k_max`` (capped at customers - 1), or only ``k`` when it is fixed
     (``silhouette`` null when that ``k`` equals the number of customers).
-    With ``sample_fraction < 1`` the sweep fits on ``sample(fraction, seed)`` (all customers if
-    the sample has fewer than 2 * K_max of them). The preprocessing stages are fitted once; the
-    loop over K fits models on the driver, each the best of ``n_init`` starts
-    (:func:`fit_kmeans`).
+    With more customers than ``sweep_sample_size`` the sweep fits on a seeded ``sample`` of about
+    that many (all customers if the sample has fewer than 2 * K_max of them), since it fits
+    ``n_init`` models per K and measures each; the final model is fitted on everyone. The
+    preprocessing stages are fitted once; the loop over K fits models on the driver, each the
+    best of ``n_init`` starts (:func:`fit_kmeans`).
 
     Parameters
     ----------
@@ -384,8 +385,8 @@ def sweep_k(
         rows = customer_features.count()
     ks = candidate_ks(seg_cfg, rows)
     data = in_fixed_order(customer_features, seg_cfg.features)
-    if seg_cfg.sample_fraction < 1:
-        sample = data.sample(fraction=seg_cfg.sample_fraction, seed=seg_cfg.seed)
+    if seg_cfg.sweep_sample_size is not None and rows > seg_cfg.sweep_sample_size:
+        sample = data.sample(fraction=seg_cfg.sweep_sample_size / rows, seed=seg_cfg.seed)
         if sample.count() >= 2 * max(ks):
             data = sample
     stages = pipeline_for(seg_cfg, ks[0]).getStages()
@@ -432,27 +433,41 @@ def candidate_ks(seg_cfg: SegmentationConfig, rows: int) -> list[int]:
     return list(range(seg_cfg.k_min, top + 1))
 
 
-def choose_k(selection_rows: Iterable, fixed_k: int | None) -> int:
+def choose_k(selection_rows: Iterable, fixed_k: int | None, *, tolerance: float = 0.0) -> int:
     """
-    The K to fit: ``fixed_k`` if given, else the K of the best silhouette (ties: smaller K).
+    The K to fit: ``fixed_k`` if given, else the largest K whose silhouette is within
+    ``tolerance`` of the best silhouette.
+
+    The silhouette rewards merging a small group into a large neighbour: on generated data with
+    six planted behaviours it measured 0.698 at K = 5, which put 57,696 big-basket occasionals
+    into "At risk", against 0.691 at K = 6, which kept them apart. Differences that thin are
+    sampling noise; among Ks that close, the largest keeps distinct groups distinct. With
+    ``tolerance=0`` it is the best silhouette (ties: the larger K).
 
     Parameters
     ----------
     selection_rows : iterable of Row or mapping
         Rows of :func:`sweep_k` (``k``, ``silhouette``).
     fixed_k : int or None
+    tolerance : float
+        >= 0, in silhouette units.
 
     Examples
     --------
-    >>> choose_k([{"k": 2, "silhouette": 0.4}, {"k": 3, "silhouette": 0.7}], None)
-    3
+    >>> rows = [{"k": 5, "silhouette": 0.698}, {"k": 6, "silhouette": 0.691},
+    ...         {"k": 7, "silhouette": 0.671}]
+    >>> choose_k(rows, None), choose_k(rows, None, tolerance=0.01)
+    (5, 6)
     """
     if fixed_k is not None:
         return fixed_k
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     scored = [(r[C.SILHOUETTE], r[C.K]) for r in selection_rows if r[C.SILHOUETTE] is not None]
     if not scored:
         raise InputError("no K gave a silhouette: the customers cannot be clustered")
-    return min(scored, key=lambda pair: (-pair[0], pair[1]))[1]
+    best = max(silhouette for silhouette, _ in scored)
+    return max(k for silhouette, k in scored if silhouette >= best - tolerance)
 
 
 def centroid_distance(centers: Sequence[Sequence[float]]) -> Column:
@@ -705,7 +720,7 @@ def fit(customer_features: DataFrame, seg_cfg: SegmentationConfig) -> Segmentati
     rows = check_input(customer_features, features, min_rows=needed)
     candidate_ks(seg_cfg, rows)
     selection = sweep_k(customer_features, seg_cfg, rows=rows).cache()
-    k = choose_k(selection.collect(), seg_cfg.k)
+    k = choose_k(selection.collect(), seg_cfg.k, tolerance=seg_cfg.k_tolerance)
     model = fit_pipeline(customer_features, seg_cfg, k)
     profiled = profile_features(features, rules, customer_features.dtypes)
     return _describe(model, k, customer_features, features, profiled, rules, selection)
