@@ -35,11 +35,22 @@ def test_an_s3a_path_adds_hadoop_aws_for_the_hadoop_pyspark_ships():
 
     assert packages == [
         jars.delta_package(),
-        f"org.apache.hadoop:hadoop-aws:{jars.hadoop_version()}",
+        "org.apache.hadoop:hadoop-aws:3.5.0",  # pyspark 4.2 ships hadoop-client-api-3.5.0.jar
     ]
     assert jars.packages_for(["/data/wh", "abfss://c@a.dfs.core.windows.net/wh"]) == [
         jars.delta_package()
     ]
+
+
+def test_hadoop_version_is_read_from_the_client_jar_pyspark_ships(tmp_path, monkeypatch):
+    import pyspark
+
+    package = tmp_path / "pyspark"
+    (package / "jars").mkdir(parents=True)
+    (package / "jars" / "hadoop-client-api-3.4.1.jar").write_bytes(b"")
+    monkeypatch.setattr(pyspark, "__file__", str(package / "__init__.py"))
+
+    assert jars.hadoop_version() == "3.4.1"
 
 
 def test_without_a_jar_folder_spark_resolves_the_packages_with_exclusions(tmp_path):
