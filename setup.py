@@ -13,6 +13,10 @@ SPARK = [
     "delta-spark==4.4.0",
 ]
 
+#: The benchmark's peers (scripts/benchmark.py): the pandas notebook way and DuckDB SQL
+#: (``lambda x: ...`` list functions need DuckDB 1.3 or newer).
+BENCHMARK = ["duckdb>=1.3", "pandas>=2.2,<3", "pyarrow>=15"]
+
 setup(
     name="customer-analytics",
     version="0.1.0",
@@ -33,10 +37,12 @@ setup(
     ],
     extras_require={
         "spark": SPARK,
+        "benchmark": BENCHMARK,
         # setuptools 70.1+ builds wheels without the wheel package: tests/test_bundle.py builds
         # the bundle's wheel offline with --no-build-isolation
         "test": [
             *SPARK,
+            *BENCHMARK,  # tests/test_benchmark.py runs the peers
             "pytest>=8",
             "chispa>=0.10",
             "ruff>=0.6",
