@@ -502,6 +502,27 @@ def test_score_recommenders_scores_each_list_apart_in_one_frame(spark):
     assert_approx_df_equality(scored, expected, 1e-12, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_ranking_metrics_score_one_list_against_each_target_of_the_hits(spark):
+    recommended = spark.createDataFrame(
+        [("u1", 1, "a"), ("u1", 2, "b")], "customer_id string, rank int, product_id string"
+    )
+    relevant = spark.createDataFrame(
+        [("all", "u1", "a"), ("all", "u1", "b"), ("new", "u1", "b")],
+        "target string, customer_id string, product_id string",
+    )
+    # all: hits a@1, b@2 -> P 1, R 1, AP (1 + 2/2)/2 = 1. new: hits b@2 -> P 1/2, R 1,
+    # AP (1/2)/min(2, 1) = 1/2. Both cover {a, b}: 2/4.
+    expected = spark.createDataFrame(
+        [("all", 2, 1, 1.0, 1.0, 1.0, 0.5), ("new", 2, 1, 0.5, 1.0, 0.5, 0.5)],
+        "target string, k int, users long, precision_at_k double, recall_at_k double, "
+        "map_at_k double, coverage double",
+    )
+
+    metrics = rec.ranking_metrics(recommended, relevant, ks=[2], catalogue_size=4, keys=[C.TARGET])
+
+    assert_approx_df_equality(metrics, expected, 1e-12, ignore_row_order=True, ignore_nullable=True)
+
+
 def test_ranking_metrics_with_nobody_to_score_give_null_means(spark):
     recommended = spark.createDataFrame(
         [("u1", 1, "a")], "customer_id string, rank int, product_id string"
@@ -575,3 +596,32 @@ def test_evaluation_audience_is_the_segmented_customers_who_bought_in_the_test_w
     audience = rec.evaluation_audience(segments, relevant)
 
     assert_df_equality(audience, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_customer_sample_keeps_about_the_fraction_of_customers_with_all_their_rows(spark):
+    rows = spark.range(10_000).selectExpr(
+        "concat('c', id) AS customer_id", "explode(array('p1', 'p2')) AS product_id"
+    )
+
+    kept = rec.customer_sample(rows, 0.3)
+
+    per_customer = kept.groupBy(C.CUSTOMER_ID).count()
+    assert 2_700 <= per_customer.count() <= 3_300
+    assert per_customer.filter("count != 2").count() == 0
+
+
+def test_customer_sample_is_the_same_whatever_the_partitioning(spark):
+    rows = spark.range(2_000).selectExpr("concat('c', id) AS customer_id")
+
+    one = rec.customer_sample(rows.repartition(1), 0.5)
+    seven = rec.customer_sample(rows.repartition(7, C.CUSTOMER_ID), 0.5)
+
+    assert_df_equality(one, seven, ignore_row_order=True)
+
+
+def test_customer_sample_of_the_whole_keeps_everyone_and_refuses_nothing_or_more(spark):
+    rows = spark.range(50).selectExpr("concat('c', id) AS customer_id")
+
+    assert rec.customer_sample(rows, 1.0).count() == 50
+    with pytest.raises(ValueError, match="fraction"):
+        rec.customer_sample(rows, 0.0)

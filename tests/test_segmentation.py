@@ -466,3 +466,29 @@ def test_a_fit_does_not_depend_on_how_the_rows_are_partitioned(spark):
         return sorted(tuple(c) for c in model.stages[-1].clusterCenters())
 
     assert centres(one_way) == centres(other_way)
+
+
+def test_refit_with_a_fixed_k_fits_a_sample_and_scores_everyone(spark):
+    # The 30 planted customers ten times over: 300 customers, more than the sample of 100.
+    rows = [(f"{row[0]}_{copy}", *row[1:]) for copy in range(10) for row in _population()]
+    population = spark.createDataFrame(rows, SCHEMA)
+
+    result = seg.refit(population, _config(k=3, sweep_sample_size=100))
+
+    pairs = result.segments.join(population, C.CUSTOMER_ID).groupBy("group", C.CLUSTER).count()
+    assert result.selection is None
+    assert sorted((r["group"], r["count"]) for r in pairs.collect()) == [
+        ("A", 100),
+        ("B", 100),
+        ("C", 100),
+    ]
+    assert pairs.select(C.CLUSTER).distinct().count() == 3
+    result.scored.unpersist()
+
+
+def test_refit_without_a_fixed_k_sweeps_like_fit(population):
+    result = seg.refit(population, _config())
+
+    assert result.k == 3
+    assert sorted(r[C.K] for r in result.selection.collect()) == [2, 3, 4]
+    result.scored.unpersist()

@@ -388,6 +388,9 @@ class EvaluationConfig(_Section):
     test_weeks: int = Field(4, ge=1)
     #: List lengths to score (precision@K, recall@K, MAP@K, coverage).
     k: list[int] = Field(default_factory=lambda: [5, 10])
+    #: Score at most about this many customers: a fixed sample, by a hash of the customer id,
+    #: of those who bought in the test weeks; null: all of them.
+    max_customers: int | None = Field(50_000, ge=100)
 
     @field_validator("k")
     @classmethod

@@ -332,6 +332,21 @@ def evaluation_cutoff(ctx: JobContext, as_of: date) -> date:
     return cutoff
 
 
+def _evaluation_sample(ctx: JobContext, buyers, persisted: Persisted):
+    """``buyers``, or a fixed sample of about ``recommend.evaluation.max_customers`` of them."""
+    limit = ctx.config.recommend.evaluation.max_customers
+    total = buyers.count()
+    if limit is None or total <= limit:
+        ctx.progress.say(f"[evaluate] scoring all {total:,} customers who bought in the test weeks")
+        return buyers
+    sample = persisted.keep(recommend.customer_sample(buyers, limit / total))
+    ctx.progress.say(
+        f"[evaluate] scoring a fixed sample of {sample.count():,} of the {total:,} customers who "
+        f"bought in the test weeks (recommend.evaluation.max_customers: {limit:,})"
+    )
+    return sample
+
+
 def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
     """
     order_lines, orders, customers -> recommendation_eval: refit features, segments, top lists
@@ -361,7 +376,7 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
             )
         )
         seg_cfg = evaluation_segmentation(ctx)
-        fitted = segmentation.fit(single_view, seg_cfg)
+        fitted = segmentation.refit(single_view, seg_cfg)
         persisted.adopt(fitted.scored)
         segments = persisted.keep(fitted.segments)
         ctx.progress.say(f"[evaluate] segments refitted before the cutoff: K={fitted.k}")
@@ -381,17 +396,23 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
             )
         )
         test_bought = recommend.purchases(test_lines, exclude_products=rec_cfg.exclude_products)
+        buyers = persisted.keep(
+            recommend.evaluation_audience(
+                segments, recommend.relevant_products(test_bought, segments)
+            )
+        )
+        audience = _evaluation_sample(ctx, buyers, persisted)
         relevant = {
-            "all": persisted.keep(recommend.relevant_products(test_bought, segments)),
+            "all": persisted.keep(recommend.relevant_products(test_bought, audience)),
             "new": persisted.keep(
-                recommend.relevant_products(test_bought, segments, new_only_given=history)
+                recommend.relevant_products(test_bought, audience, new_only_given=history)
             ),
         }
         catalogue = names.count()
         lists = recommend.evaluation_lists(
             ranking,
-            persisted.keep(recommend.evaluation_audience(segments, relevant["all"])),
-            history,
+            audience,
+            persisted.keep(history.join(audience, C.CUSTOMER_ID, "left_semi")),
             names,
             rules,
             top_n=max(ev.k),

@@ -46,7 +46,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 
 from pyspark.ml.fpm import FPGrowth
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -557,6 +557,19 @@ def evaluation_audience(segments: DataFrame, relevant: DataFrame) -> DataFrame:
     )
 
 
+def customer_sample(df: DataFrame, fraction: float) -> DataFrame:
+    """
+    The rows of ``df`` (needs ``customer_id``) of about ``fraction`` of its customers, chosen
+    by a hash of the customer id: the same customers whatever the partitioning or the run, and
+    all rows of a chosen customer.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    buckets = 1_000_000
+    bucket = F.pmod(F.xxhash64(C.CUSTOMER_ID), F.lit(buckets))
+    return df.filter(bucket < F.lit(int(round(fraction * buckets))))
+
+
 def ranking_metrics(
     recommended: DataFrame,
     relevant: DataFrame,
@@ -571,8 +584,9 @@ def ranking_metrics(
     Parameters
     ----------
     recommended : DataFrame
-        ``customer_id``, ``rank`` (1 = first), ``product_id``, and the ``keys``; unique ranks
-        per customer and key.
+        ``customer_id``, ``rank`` (1 = first), ``product_id``, and those of the ``keys`` the
+        lists depend on; unique ranks per customer and key. A key it lacks (e.g. ``target``)
+        scores the same list against every value of that key in ``relevant``.
     relevant : DataFrame
         ``customer_id``, ``product_id`` and the ``keys``: the hits. Its customers are the
         ones scored; a customer with no list scores 0.
@@ -581,8 +595,8 @@ def ranking_metrics(
     catalogue_size : int
         Products that could have been recommended (the denominator of coverage), >= 1.
     keys : sequence of str
-        Columns of both frames to score apart (e.g. ``recommender``, ``target``), so that
-        many lists are scored in one pass.
+        Columns to score apart (e.g. ``recommender``, ``target``), so that many lists are
+        scored in one pass.
 
     Returns
     -------
@@ -591,56 +605,95 @@ def ranking_metrics(
         and K: ``users`` scored, the three means over them, and ``coverage``: distinct
         products in the scored customers' first K / catalogue. Without ``keys`` there is a row
         per K even when nobody is scored (``users`` 0, null means).
+
+    Every list entry is read once for all K: a customer's hits so far at a rank do not
+    depend on K, and each K's sums are conditional sums over the first K ranks. The lists meet
+    the hits in one join by customer, which also partitions them for the window and the sums.
     """
     if not ks or any(k < 1 for k in ks):
         raise ValueError(f"ks must list values >= 1, got {list(ks)}")
     if catalogue_size < 1:
         raise ValueError(f"catalogue_size must be >= 1, got {catalogue_size}")
     keys = list(keys)
-    spark = recommended.sparkSession
-    k_values = spark.createDataFrame([(int(k),) for k in sorted(set(ks))], f"{C.K} int")
+    ks = sorted(set(int(k) for k in ks))
     user_keys = [*keys, C.CUSTOMER_ID]
-    wanted = relevant.select(*user_keys, C.PRODUCT_ID).distinct()
-    per_user = wanted.groupBy(*user_keys).agg(F.count("*").alias(C.RELEVANT_COUNT))
+    list_keys = [key for key in user_keys if key in recommended.columns]
+    per_user = (
+        relevant.select(*user_keys, C.PRODUCT_ID)
+        .groupBy(*user_keys)
+        .agg(F.collect_set(C.PRODUCT_ID).alias(C.WANTED))
+        .withColumn(C.RELEVANT_COUNT, F.size(C.WANTED))
+    )
+    listed = recommended.filter(F.col(C.RANK) <= max(ks)).select(*list_keys, C.RANK, C.PRODUCT_ID)
+    hit = F.when(F.array_contains(C.WANTED, F.col(C.PRODUCT_ID)), 1).otherwise(0)
+    entries = (
+        per_user.join(listed, list_keys, "left")
+        .withColumn(C.HIT, hit)
+        .withColumn(
+            C.HITS_SO_FAR, F.sum(C.HIT).over(Window.partitionBy(*user_keys).orderBy(C.RANK))
+        )
+    )
 
-    lists = (
-        recommended.select(*user_keys, C.RANK, C.PRODUCT_ID)
-        .join(per_user.select(*user_keys), user_keys, "left_semi")
-        .join(wanted.withColumn(C.HIT, F.lit(1)), [*user_keys, C.PRODUCT_ID], "left")
-        .withColumn(C.HIT, F.coalesce(C.HIT, F.lit(0)))
-        .crossJoin(F.broadcast(k_values))
-        .filter(F.col(C.RANK) <= F.col(C.K))
+    def in_first(k: int, value: Column) -> Column:
+        return F.coalesce(F.sum(F.when(F.col(C.RANK) <= k, value)), F.lit(0))
+
+    hits = F.col(C.HIT)
+    users = entries.groupBy(*user_keys, C.RELEVANT_COUNT).agg(
+        *[in_first(k, hits).alias(f"{C.HIT}_{k}") for k in ks],
+        *[
+            in_first(k, hits * F.col(C.HITS_SO_FAR) / F.col(C.RANK)).alias(f"{C.MAP_AT_K}_{k}")
+            for k in ks
+        ],
     )
-    so_far = Window.partitionBy(*keys, C.K, C.CUSTOMER_ID).orderBy(C.RANK)
-    lists = lists.withColumn(C.HITS_SO_FAR, F.sum(C.HIT).over(so_far))
-    scored = lists.groupBy(*keys, C.K, C.CUSTOMER_ID).agg(
-        F.sum(C.HIT).alias(C.HIT),
-        F.sum(F.col(C.HIT) * F.col(C.HITS_SO_FAR) / F.col(C.RANK)).alias(C.MAP_AT_K),
-    )
-    coverage = lists.groupBy(*keys, C.K).agg(
-        (F.countDistinct(C.PRODUCT_ID) / F.lit(float(catalogue_size))).alias(C.COVERAGE)
-    )
-    users = per_user.crossJoin(F.broadcast(k_values)).join(
-        scored, [*keys, C.K, C.CUSTOMER_ID], "left"
-    )
-    hits = F.coalesce(C.HIT, F.lit(0))
-    means = users.groupBy(*keys, C.K).agg(
+    relevant_count = F.col(C.RELEVANT_COUNT)
+    means = users.groupBy(*keys).agg(
         F.count("*").alias(C.USERS),
-        F.avg(hits / F.col(C.K)).alias(C.PRECISION_AT_K),
-        F.avg(hits / F.col(C.RELEVANT_COUNT)).alias(C.RECALL_AT_K),
-        F.avg(
-            F.coalesce(C.MAP_AT_K, F.lit(0.0)) / F.least(F.col(C.K), F.col(C.RELEVANT_COUNT))
-        ).alias(C.MAP_AT_K),
+        *[F.avg(F.col(f"{C.HIT}_{k}") / k).alias(f"{C.PRECISION_AT_K}_{k}") for k in ks],
+        *[F.avg(F.col(f"{C.HIT}_{k}") / relevant_count).alias(f"{C.RECALL_AT_K}_{k}") for k in ks],
+        *[
+            F.avg(F.col(f"{C.MAP_AT_K}_{k}") / F.least(F.lit(k), relevant_count)).alias(
+                f"{C.MAP_AT_K}_{k}"
+            )
+            for k in ks
+        ],
     )
-    rows = means if keys else k_values.join(means, C.K, "left")
-    return rows.join(coverage, [*keys, C.K], "left").select(
+    best_ranks = (
+        entries.filter(F.col(C.PRODUCT_ID).isNotNull())
+        .groupBy(*keys, C.PRODUCT_ID)
+        .agg(F.min(C.RANK).alias(C.RANK))
+    )
+    coverage = best_ranks.groupBy(*keys).agg(
+        *[
+            (F.count(F.when(F.col(C.RANK) <= k, 1)) / F.lit(float(catalogue_size))).alias(
+                f"{C.COVERAGE}_{k}"
+            )
+            for k in ks
+        ]
+    )
+    per_k = F.explode(
+        F.array(
+            *[
+                F.struct(
+                    F.lit(k).alias(C.K),
+                    F.col(f"{C.PRECISION_AT_K}_{k}").alias(C.PRECISION_AT_K),
+                    F.col(f"{C.RECALL_AT_K}_{k}").alias(C.RECALL_AT_K),
+                    F.col(f"{C.MAP_AT_K}_{k}").alias(C.MAP_AT_K),
+                    F.col(f"{C.COVERAGE}_{k}").alias(C.COVERAGE),
+                )
+                for k in ks
+            ]
+        )
+    )
+    # Without keys both are global aggregates: one row each, also when nobody is scored.
+    rows = means.join(coverage, keys, "left") if keys else means.crossJoin(coverage)
+    return rows.select(*keys, C.USERS, per_k.alias("_per_k")).select(
         *keys,
-        F.col(C.K).cast("int").alias(C.K),
+        F.col(f"_per_k.{C.K}").cast("int").alias(C.K),
         F.coalesce(C.USERS, F.lit(0)).cast("long").alias(C.USERS),
-        C.PRECISION_AT_K,
-        C.RECALL_AT_K,
-        C.MAP_AT_K,
-        F.coalesce(C.COVERAGE, F.lit(0.0)).alias(C.COVERAGE),
+        f"_per_k.{C.PRECISION_AT_K}",
+        f"_per_k.{C.RECALL_AT_K}",
+        f"_per_k.{C.MAP_AT_K}",
+        F.coalesce(f"_per_k.{C.COVERAGE}", F.lit(0.0)).alias(C.COVERAGE),
     )
 
 
@@ -664,11 +717,10 @@ def score_recommenders(
     """
     spark = next(iter(lists.values())).sparkSession
     names = spark.createDataFrame([(n,) for n in lists], f"{C.RECOMMENDER} string")
-    targets = spark.createDataFrame([(t,) for t in relevant], f"{C.TARGET} string")
     recommended = _union(
         df.select(F.lit(name).alias(C.RECOMMENDER), C.CUSTOMER_ID, C.RANK, C.PRODUCT_ID)
         for name, df in lists.items()
-    ).crossJoin(F.broadcast(targets))
+    )
     hits = _union(
         df.select(F.lit(name).alias(C.TARGET), C.CUSTOMER_ID, C.PRODUCT_ID)
         for name, df in relevant.items()
@@ -706,7 +758,9 @@ def evaluation_lists(
 
     ``global_popular`` (the baseline) and ``segment_popular`` give everybody (in a segment) the
     same list; ``global_not_bought`` and ``segment_not_bought`` drop what the customer bought;
-    ``segment_not_bought_rules`` also lets basket rules in.
+    ``segment_not_bought_rules`` also lets basket rules in. ``history`` needs only the
+    customers of ``segments``: passing just theirs spares the three lists that read it the
+    purchases of everybody else.
     """
     everyone_only = ranking.filter(F.col(C.CLUSTER).isNull())
     args = dict(top_n=top_n, candidates=candidates)
