@@ -625,3 +625,5 @@ def test_customer_sample_of_the_whole_keeps_everyone_and_refuses_nothing_or_more
     assert rec.customer_sample(rows, 1.0).count() == 50
     with pytest.raises(ValueError, match="fraction"):
         rec.customer_sample(rows, 0.0)
+    with pytest.raises(ValueError, match="fraction"):
+        rec.customer_sample(rows, 1.5)
