@@ -37,6 +37,7 @@ PIPELINE_TABLES = (
     pipeline.KMEANS_SELECTION,
     pipeline.CUSTOMER_SEGMENTS,
     pipeline.SEGMENT_PROFILES,
+    pipeline.SEGMENT_HISTORY,
     pipeline.FEATURE_IMPORTANCE,
     pipeline.SEGMENT_TOP_PRODUCTS,
     pipeline.BASKET_RULES,

@@ -161,18 +161,15 @@ def test_project_computes_the_same_features_from_the_same_rows(spark, peers, sou
     """The peers' rules are the project's: ingest and features on the same rows give EXPECTED."""
     from customer_analytics import features, ingest
     from customer_analytics.config import ExcludePeriod, SourceConfig
+    from customer_analytics.period import Period
 
     config = SourceConfig(kind="product_json", path=source)
     prepared = ingest.prepare(spark.read.parquet(source), config)
     orders = ingest.orders(prepared)
     lines = ingest.order_lines(prepared)
     as_of = features.last_order_date(orders)
-    single_view = features.customer_features(
-        orders,
-        lines,
-        as_of=as_of,
-        exclude_periods=[ExcludePeriod(start=date(2021, 1, 1), end=date(2021, 12, 31))],
-    )
+    excluded = [ExcludePeriod(start=date(2021, 1, 1), end=date(2021, 12, 31))]
+    single_view = features.customer_features(orders, lines, Period(as_of, exclude_periods=excluded))
     project = single_view.select(*peers.FEATURE_COLUMNS).toPandas()
     assert as_of == AS_OF
     pd.testing.assert_frame_equal(sorted_rows(project), EXPECTED, check_dtype=False)

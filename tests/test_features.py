@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from customer_analytics import columns as C
 from customer_analytics import features
 from customer_analytics.config import ExcludePeriod
+from customer_analytics.period import Period
 
 ORDERS_DDL = (
     "order_id string, customer_id string, order_ts timestamp, order_date date, "
@@ -73,7 +74,7 @@ def lines(spark):
 
 @pytest.fixture
 def single_view(orders, lines):
-    return features.customer_features(orders, lines, as_of=AS_OF)
+    return features.customer_features(orders, lines, Period(AS_OF))
 
 
 def pick(df, *columns):
@@ -175,8 +176,8 @@ def test_btyd_summary_counts_repeat_days_in_days_and_weeks(spark, orders, lines)
         [("c1", 2.0, 28.0, 30.0, 25.0), ("c2", 0.0, 0.0, 0.0, 0.0), ("c3", 0.0, 0.0, 21.0, 0.0)],
         "customer_id string, frequency double, recency double, T double, monetary_value double",
     )
-    in_days = features.customer_features(orders, lines, as_of=AS_OF, period="day")
-    in_weeks = features.customer_features(orders, lines, as_of=AS_OF, period="week")
+    in_days = features.customer_features(orders, lines, Period(AS_OF), time_unit="day")
+    in_weeks = features.customer_features(orders, lines, Period(AS_OF), time_unit="week")
     cols = (C.FREQUENCY, C.RECENCY, C.T, C.MONETARY_VALUE)
 
     assert_df_equality(pick(in_days, *cols), expected_days, ignore_row_order=True)
@@ -202,7 +203,7 @@ def test_monthly_spend_and_its_trend(spark):
     lines = orders.select(
         C.ORDER_ID, C.CUSTOMER_ID, C.ORDER_DATE, F.lit("P").alias(C.PRODUCT_ID), C.IS_RETURN
     )
-    result = features.customer_features(orders, lines, as_of=date(2024, 4, 30))
+    result = features.customer_features(orders, lines, Period(date(2024, 4, 30)))
     expected = spark.createDataFrame(
         [("c4", 3, 550 / 3, 475 / 7), ("c5", 1, 10.0, None)],
         "customer_id string, active_months long, avg_monthly_spend double, spend_trend double",
@@ -261,11 +262,11 @@ def test_ties_share_a_score(spark):
 
 
 def test_earlier_as_of_ignores_later_orders_like_a_run_on_that_day(orders, lines):
-    backfill = features.customer_features(orders, lines, as_of=date(2024, 1, 10))
+    backfill = features.customer_features(orders, lines, Period(date(2024, 1, 10)))
     on_the_day = features.customer_features(
         orders.filter(F.col(C.ORDER_DATE) <= date(2024, 1, 10)),
         lines.filter(F.col(C.ORDER_DATE) <= date(2024, 1, 10)),
-        as_of=date(2024, 1, 10),
+        Period(date(2024, 1, 10)),
     )
     assert_df_equality(backfill, on_the_day, ignore_row_order=True)
     assert sorted(r[0] for r in backfill.select(C.CUSTOMER_ID).collect()) == ["c1", "c3"]
@@ -275,10 +276,11 @@ def test_excluded_periods_and_lookback_restrict_the_orders(orders, lines):
     excluded = features.customer_features(
         orders,
         lines,
-        as_of=AS_OF,
-        exclude_periods=[ExcludePeriod(start=date(2024, 1, 1), end=date(2024, 1, 9))],
+        Period(
+            AS_OF, exclude_periods=[ExcludePeriod(start=date(2024, 1, 1), end=date(2024, 1, 9))]
+        ),
     )
-    looked_back = features.customer_features(orders, lines, as_of=AS_OF, lookback_days=3)
+    looked_back = features.customer_features(orders, lines, Period(AS_OF, lookback_days=3))
 
     c1 = excluded.filter(F.col(C.CUSTOMER_ID) == "c1").first()
     assert (c1[C.TOTAL_VISITS], c1[C.TOTAL_SPEND]) == (1, 30.0)
@@ -287,28 +289,83 @@ def test_excluded_periods_and_lookback_restrict_the_orders(orders, lines):
     assert [tuple(r) for r in rows] == [("c1", 1), ("c2", 1)]
 
 
-def test_customer_attributes_and_store_of_most_visits_are_joined(spark, orders, lines):
-    customers = spark.createDataFrame(
-        [("c1", "MY", "LA", "YF"), ("c9", "TH", None, None)],
-        "customer_id string, country string, price_sensitivity string, lifestage string",
+def test_attributes_are_the_latest_seen_up_to_as_of_and_store_the_most_visited(spark, lines):
+    attributes = "price_sensitivity string, lifestage string"
+    orders = spark.createDataFrame(
+        [
+            # c1 moves from MY to SG; the TH order and its lifestage come after as_of
+            (
+                *order("o1", "c1", datetime(2024, 1, 1, 10), 10.0)[:5],
+                "MY",
+                10.0,
+                1.0,
+                False,
+                "LA",
+                "YF",
+            ),
+            (
+                *order("o2", "c1", datetime(2024, 1, 8, 10), 20.0)[:5],
+                "SG",
+                20.0,
+                1.0,
+                False,
+                None,
+                None,
+            ),
+            (
+                *order("o3", "c1", datetime(2024, 1, 29, 9), 30.0, store="S2")[:5],
+                None,
+                30.0,
+                1.0,
+                False,
+                "MM",
+                None,
+            ),
+            (
+                *order("o8", "c1", datetime(2024, 2, 5, 9), 100.0)[:5],
+                "TH",
+                100.0,
+                1.0,
+                False,
+                "UM",
+                "OF",
+            ),
+            (
+                *order("o4", "c2", datetime(2024, 1, 31, 18), 50.0)[:5],
+                None,
+                50.0,
+                1.0,
+                False,
+                None,
+                None,
+            ),
+        ],
+        f"{ORDERS_DDL}, {attributes}",
     )
-    result = features.customer_features(orders, lines, customers, as_of=AS_OF)
-    c1 = result.filter(F.col(C.CUSTOMER_ID) == "c1").first()
 
-    assert (c1[C.STORE_ID], c1[C.COUNTRY], c1[C.PRICE_SENSITIVITY], c1[C.LIFESTAGE]) == (
-        "S1",
-        "MY",
-        "LA",
-        "YF",
+    result = features.customer_features(orders, lines, Period(AS_OF))
+
+    # c1: country SG (o2; o3 has none), price_sensitivity MM (o3), lifestage YF (o1);
+    # store S1: two of three visits
+    expected = spark.createDataFrame(
+        [("c1", "S1", "SG", "MM", "YF"), ("c2", "S1", None, None, None)],
+        "customer_id string, store_id string, country string, price_sensitivity string, "
+        "lifestage string",
     )
-    assert result.filter(F.col(C.CUSTOMER_ID) == "c2").first()[C.COUNTRY] is None
+    actual = pick(result, C.STORE_ID, C.COUNTRY, C.PRICE_SENSITIVITY, C.LIFESTAGE)
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_attributes_the_orders_lack_are_null(single_view):
+    rows = single_view.select(C.PRICE_SENSITIVITY, C.LIFESTAGE).distinct().collect()
+    assert [tuple(r) for r in rows] == [(None, None)]
 
 
 def test_bad_parameters_are_rejected(orders, lines):
-    with pytest.raises(ValueError, match="period must be one of"):
-        features.customer_features(orders, lines, as_of=AS_OF, period="month")
+    with pytest.raises(ValueError, match="time_unit must be one of"):
+        features.customer_features(orders, lines, Period(AS_OF), time_unit="month")
     with pytest.raises(ValueError, match="lookback_days must be >= 1"):
-        features.in_window(orders, as_of=AS_OF, lookback_days=0)
+        Period(AS_OF, lookback_days=0)
 
 
 def test_monthly_sales_per_month_store_and_country(spark, orders, lines):

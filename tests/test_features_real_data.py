@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 from customer_analytics import columns as C
 from customer_analytics import features, ingest
 from customer_analytics.config import IngestRules, SourceConfig
+from customer_analytics.period import Period
 from tests.conftest import shared_file
 
 lifetimes_utils = pytest.importorskip("lifetimes.utils")
@@ -30,7 +31,7 @@ def test_btyd_summary_equals_lifetimes_on_cdnow_for_every_customer(spark):
     as_of = date(1998, 6, 30)
 
     ours = (
-        features.customer_features(orders, lines, as_of=as_of)
+        features.customer_features(orders, lines, Period(as_of))
         .select(C.CUSTOMER_ID, C.FREQUENCY, C.RECENCY, C.T, C.MONETARY_VALUE)
         .toPandas()
         .assign(customer_id=lambda d: d[C.CUSTOMER_ID].astype("int64"))
@@ -59,7 +60,7 @@ def test_online_retail_totals_equal_a_plain_computation(spark):
     orders, lines = ingest_orders_and_lines(spark, source)
     as_of = date(2011, 12, 9)
 
-    ours = features.customer_features(orders, lines, as_of=as_of).select(
+    ours = features.customer_features(orders, lines, Period(as_of)).select(
         C.CUSTOMER_ID, C.TOTAL_VISITS, C.TOTAL_SPEND, C.RECENCY_DAYS
     )
     # Plainly: distinct rows of members, invoices not starting with C are visits, spend is

@@ -10,6 +10,7 @@ from chispa import assert_approx_df_equality, assert_df_equality
 from customer_analytics import columns as C
 from customer_analytics import recommend as rec
 from customer_analytics.config import ExcludePeriod
+from customer_analytics.period import Period
 
 LINE_SCHEMA = (
     "source string, order_id string, customer_id string, order_date date, product_id string, "
@@ -71,7 +72,7 @@ def test_purchases_leave_out_excluded_product_ids(spark):
     assert [r[C.PRODUCT_ID] for r in kept.collect()] == ["p1"]
 
 
-def test_recent_purchases_take_the_months_up_to_as_of_and_skip_excluded_periods(spark):
+def test_the_recent_months_end_at_as_of_and_skip_excluded_periods(spark):
     days = {
         "before": date(2024, 2, 29),  # 2024-03-31 minus one month: outside
         "first": date(2024, 3, 1),
@@ -81,12 +82,11 @@ def test_recent_purchases_take_the_months_up_to_as_of_and_skip_excluded_periods(
     }
     lines = _lines(spark, [(k, "c1", d, "p1", 1.0, 1.0) for k, d in days.items()])
 
-    recent = rec.recent_purchases(
-        lines,
-        as_of=date(2024, 3, 31),
-        window_months=1,
+    period = Period(
+        date(2024, 3, 31),
         exclude_periods=[ExcludePeriod(start=date(2024, 3, 10), end=date(2024, 3, 20))],
     )
+    recent = period.recent(lines, months=1)
 
     assert sorted(r[C.ORDER_ID] for r in recent.collect()) == ["as_of", "first"]
 
@@ -408,16 +408,6 @@ def test_basket_rules_reject_a_support_outside_0_1(spark):
 
 
 # --- evaluation ------------------------------------------------------------------------------
-
-
-def test_split_at_trains_before_the_cutoff_and_tests_the_following_weeks(spark):
-    days = [date(2024, 1, 31), date(2024, 2, 1), date(2024, 2, 14), date(2024, 2, 15)]
-    lines = _lines(spark, [(d.isoformat(), "c1", d, "p1", 1.0, 1.0) for d in days])
-
-    train, test = rec.split_at(lines, cutoff=date(2024, 2, 1), test_weeks=2)
-
-    assert [r[C.ORDER_ID] for r in train.collect()] == ["2024-01-31"]
-    assert sorted(r[C.ORDER_ID] for r in test.collect()) == ["2024-02-01", "2024-02-14"]
 
 
 def test_relevant_products_keep_the_population_and_optionally_only_new_products(spark):

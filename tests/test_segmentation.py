@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.ml.clustering import KMeans
@@ -13,6 +15,8 @@ from customer_analytics import segmentation as seg
 from customer_analytics.config import DEFAULT_SEGMENTATION_FEATURES, SegmentationConfig, SegmentRule
 from customer_analytics.errors import InputError
 from customer_analytics.features import CUSTOMER_FEATURE_COLUMNS
+from customer_analytics.models import ModelStore
+from customer_analytics.tables import Warehouse
 
 FEATURES = [C.TOTAL_VISITS, C.TOTAL_SPEND, C.AVG_BASKET_SPEND, C.RECENCY_DAYS, C.MTBP_DAYS]
 CONSTANT = C.RETURN_RATE
@@ -46,9 +50,17 @@ def _config(**overrides) -> SegmentationConfig:
     return SegmentationConfig(**values)
 
 
+AS_OF = date(2024, 6, 30)
+
+
 @pytest.fixture(scope="module")
 def population(spark):
-    return spark.createDataFrame(_population(), SCHEMA)
+    return spark.createDataFrame(_population(), SCHEMA).withColumn(C.AS_OF, F.lit(AS_OF))
+
+
+@pytest.fixture
+def store(spark, tmp_path):
+    return ModelStore(Warehouse.for_path(spark, str(tmp_path)))
 
 
 @pytest.fixture(scope="module")
@@ -122,49 +134,107 @@ def test_profile_index_of_spend_matches_a_hand_computation(population, fitted):
     assert champions[C.ACTION].startswith("Reward")
 
 
-def test_saved_model_scores_identically_after_loading(spark, population, fitted, tmp_path):
-    seg.save_model(
-        fitted.model,
-        str(tmp_path),
-        run_id="r1",
-        k=fitted.k,
-        features=_config().features,
-        names=fitted.names,
-        as_of=None,
-    )
-    loaded, metadata = seg.load_latest_model(str(tmp_path))
+def test_saved_model_scores_identically_after_loading(spark, population, fitted, store):
+    store.save(fitted.saved("r1", _config()))
+    loaded = store.latest()
     cols = [C.CUSTOMER_ID, C.CLUSTER, C.DISTANCE]
     before = seg.assign_clusters(fitted.model, population).select(*cols)
-    after = seg.assign_clusters(loaded, population).select(*cols)
+    after = seg.assign_clusters(loaded.model, population).select(*cols)
     assert_df_equality(after, before, ignore_row_order=True)
-    assert (metadata["run_id"], metadata["k"]) == ("r1", 3)
+    assert (loaded.run_id, loaded.k, loaded.as_of) == ("r1", 3, AS_OF)
 
-    rescored = seg.score(loaded, metadata, population, _config())
+    rescored = seg.score(loaded, population, _config())
     assert_df_equality(
         rescored.segments, fitted.segments, ignore_row_order=True, ignore_nullable=True
     )
     rescored.scored.unpersist()
 
     with pytest.raises(InputError, match="uses features .* but segmentation.features is"):
-        seg.score(loaded, metadata, population, _config(features=FEATURES))
+        seg.score(loaded, population, _config(features=FEATURES))
 
 
-def test_score_refuses_a_model_fitted_with_other_weights(population, fitted, tmp_path):
-    seg.save_model(
-        fitted.model,
-        str(tmp_path),
-        run_id="r1",
-        k=fitted.k,
-        features=_config().features,
-        feature_weights={C.RECENCY_DAYS: 1.0},  # a weight of 1.0 is no weight: recorded as {}
-        names=fitted.names,
-        as_of=None,
+def test_segments_and_profiles_carry_the_features_as_of(fitted):
+    assert fitted.as_of == AS_OF
+    assert fitted.segments.select(C.AS_OF).distinct().collect() == [(AS_OF,)]
+    assert fitted.profiles.select(C.AS_OF).distinct().collect() == [(AS_OF,)]
+
+
+def test_features_of_several_dates_are_refused(population):
+    earlier = population.limit(3).withColumn(C.AS_OF, F.lit(date(2024, 1, 31)))
+    with pytest.raises(InputError, match="several as_of dates \\(2024-01-31 .. 2024-06-30\\)"):
+        seg.fit(population.unionByName(earlier), _config(k=3))
+
+
+def test_scoring_another_date_keeps_the_saved_ids_and_names(population, fitted, store):
+    # The saved model publishes KMeans cluster i as segment 10 + i.
+    saved = fitted.saved("r1", _config())
+    saved.metadata["cluster_ids"] = {str(i): 10 + i for i in range(3)}
+    saved.metadata["names"] = {str(10 + int(c)): v for c, v in saved.metadata["names"].items()}
+    store.save(saved)
+    later = population.withColumn(C.AS_OF, F.lit(date(2024, 12, 31)))
+
+    rescored = seg.score(store.latest(), later, _config())
+
+    expected = fitted.segments.select(
+        C.CUSTOMER_ID,
+        F.lit(date(2024, 12, 31)).alias(C.AS_OF),
+        (F.col(C.CLUSTER) + 10).alias(C.CLUSTER),
+        C.SEGMENT_NAME,
     )
-    loaded, metadata = seg.load_latest_model(str(tmp_path))
-    assert metadata["feature_weights"] == {}
+    actual = rescored.segments.drop(C.DISTANCE)
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    rescored.scored.unpersist()
+
+
+def test_a_refit_keeps_the_ids_and_names_of_the_clusters_it_matches(population, fitted):
+    # The previous model names group A's segment 7 "Old champions", B's 8, C's 9: a refit of
+    # the same customers must publish the same three segments, whatever KMeans numbers them.
+    group_of = {r[C.CLUSTER]: r["group"] for r in _groups(fitted, population)}
+    index_of = {g: c for c, g in group_of.items()}
+    old = {"A": (7, "Old champions"), "B": (8, "Old lapsed"), "C": (9, "Old new")}
+    previous = fitted.saved("r0", _config())
+    previous.metadata["cluster_ids"] = {str(index_of[g]): old[g][0] for g in old}
+    previous.metadata["names"] = {str(i): [name, "act"] for i, name in old.values()}
+
+    refitted = seg.fit(population, _config(k=3, seed=11), previous)
+
+    actual = {r["group"]: (r[C.CLUSTER], r[C.SEGMENT_NAME]) for r in _groups(refitted, population)}
+    assert actual == old
+    assert refitted.changes[0] == "matched to model r0: K 3 -> 3: 3 matched, 0 new, 0 retired"
+    refitted.scored.unpersist()
+
+
+def test_a_refit_with_more_clusters_gives_the_new_one_a_fresh_id(population, fitted):
+    previous = fitted.saved("r0", _config())  # segments 0, 1, 2
+
+    refitted = seg.fit(population, _config(k=4, seed=11), previous)
+
+    assert sorted(refitted.cluster_ids.values()) == [0, 1, 2, 3]
+    fresh = [line for line in refitted.changes if "has no match" in line]
+    assert len(fresh) == 1 and fresh[0].endswith(": new id 3")
+    # the matched segments keep their names; the new one is named by the rules
+    assert all(refitted.names[i] == fitted.names[i] for i in (0, 1, 2))
+    refitted.scored.unpersist()
+
+
+def _groups(result, population):
+    """(group, cluster, segment_name) of a planted population, one row per pair."""
+    return (
+        result.segments.join(population.select(C.CUSTOMER_ID, "group"), C.CUSTOMER_ID)
+        .select("group", C.CLUSTER, C.SEGMENT_NAME)
+        .distinct()
+        .collect()
+    )
+
+
+def test_score_refuses_a_model_fitted_with_other_weights(population, fitted, store):
+    # a weight of 1.0 is no weight: recorded as {}
+    store.save(fitted.saved("r1", _config(feature_weights={C.RECENCY_DAYS: 1.0})))
+    loaded = store.latest()
+    assert loaded.metadata["feature_weights"] == {}
     weighted = _config(feature_weights={C.RECENCY_DAYS: 2.0})
     with pytest.raises(InputError, match="uses feature_weights \\{\\}, but .* is \\{'recency"):
-        seg.score(loaded, metadata, population, weighted)
+        seg.score(loaded, population, weighted)
 
 
 def test_weights_multiply_the_standardized_features(spark):
@@ -276,9 +346,9 @@ def test_rules_name_clusters_on_a_feature_that_is_not_clustered(population):
     result.scored.unpersist()
 
 
-def test_load_latest_model_without_a_model_is_an_input_error(spark, tmp_path):
+def test_the_latest_model_of_an_empty_store_is_an_input_error(store):
     with pytest.raises(InputError, match="no saved segmentation model"):
-        seg.load_latest_model(str(tmp_path))
+        store.latest()
 
 
 def test_cluster_profiles_mean_median_and_index(spark):
@@ -471,7 +541,7 @@ def test_a_fit_does_not_depend_on_how_the_rows_are_partitioned(spark):
 def test_refit_with_a_fixed_k_fits_a_sample_and_scores_everyone(spark):
     # The 30 planted customers ten times over: 300 customers, more than the sample of 100.
     rows = [(f"{row[0]}_{copy}", *row[1:]) for copy in range(10) for row in _population()]
-    population = spark.createDataFrame(rows, SCHEMA)
+    population = spark.createDataFrame(rows, SCHEMA).withColumn(C.AS_OF, F.lit(AS_OF))
 
     result = seg.refit(population, _config(k=3, sweep_sample_size=100))
 

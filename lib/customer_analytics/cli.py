@@ -52,8 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--as-of",
         type=_iso_date,
+        action="append",
         metavar="YYYY-MM-DD",
-        help="last day observed (overrides features.as_of); default: date of the last order",
+        help="last day observed (overrides features.as_of); default: date of the last order "
+        "(segment, recommend: the date of their input table); pipeline takes several, e.g. the "
+        "half-years of the data, and runs the stages after ingest for each in turn",
     )
     common.add_argument(
         "--set",
@@ -91,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
         return int(exit_.code or 0)
     stages = list(PIPELINE) if args.job == "pipeline" else [args.job]
+    dates = sorted(set(args.as_of or []))
     try:
-        config = _load_config(args)
+        if len(dates) > 1 and args.job != "pipeline":
+            raise ConfigError(f"--as-of: {args.job} runs for one date; pipeline takes several")
+        config = _load_config(args, dates)
         if any(JOBS[name].reads_source for name in stages):
             source_paths(config.source)
     except UserError as exc:
@@ -102,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         args.job,
         [JOBS[name] for name in stages],
         config,
-        args.as_of,
+        dates,
         argv,
         mode=getattr(args, "mode", "fit"),
     )
@@ -136,11 +142,16 @@ def run(
     job_name: str,
     jobs: list[Job],
     config: Config,
-    as_of: date | None,
+    dates: list[date],
     argv: list[str],
     mode: str = "fit",
 ) -> int:
-    """Start the session, run ``jobs`` in order, record the run; return the exit code."""
+    """
+    Start the session, run ``jobs`` in order, record the run; return the exit code.
+
+    With several ``dates`` the jobs that read the source run once, then the others run for
+    each date in turn (oldest first).
+    """
     from customer_analytics import session
     from customer_analytics.storage import FileSystem
     from customer_analytics.tables import Warehouse
@@ -162,11 +173,13 @@ def run(
         _error(str(exc))
         return EXIT_USAGE
     progress.say(f"[{job_name}] run {record.run_id}, warehouse {location} ({warehouse.describe()})")
-    ctx = JobContext(spark, config, warehouse, record.run_id, as_of, progress, mode=mode)
+    ctx = JobContext(spark, config, warehouse, record.run_id, None, progress, mode=mode)
     code, error = EXIT_OK, None
     try:
-        for job in jobs:
-            with progress.stage(job.name) as summary:
+        for job, as_of in _steps(jobs, dates):
+            ctx.as_of = as_of
+            label = job.name if len(dates) < 2 or job.reads_source else f"{job.name} {as_of}"
+            with progress.stage(label) as summary:
                 job.run(ctx, summary)
     except UserError as exc:
         code, error = exc.exit_code, str(exc)
@@ -189,10 +202,18 @@ def run(
     return code
 
 
-def _load_config(args: argparse.Namespace) -> Config:
+def _steps(jobs: list[Job], dates: list[date]) -> list[tuple[Job, date | None]]:
+    """(job, as_of) in the order they run: source readers once, the rest once per date."""
+    if len(dates) < 2:
+        return [(job, dates[0] if dates else None) for job in jobs]
+    once = [(job, None) for job in jobs if job.reads_source]
+    return once + [(job, day) for day in dates for job in jobs if not job.reads_source]
+
+
+def _load_config(args: argparse.Namespace, dates: list[date]) -> Config:
     config = load(args.conf, args.set)
-    if args.as_of is not None:
-        config = config.with_overrides([f"features.as_of={args.as_of.isoformat()}"])
+    if len(dates) == 1:
+        config = config.with_overrides([f"features.as_of={dates[0].isoformat()}"])
     return config
 
 

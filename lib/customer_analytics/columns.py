@@ -152,6 +152,7 @@ VALUE = "_value"
 POSITION = "_pos"
 CLUSTER_SIZE = "_cluster_size"
 CLUSTER_MEAN = "_cluster_mean"
+PREVIOUS_CLUSTER = "_previous_cluster"
 TOTAL_VARIANCE = "_total_variance"
 TOTAL_COUNT = "_total_count"
 

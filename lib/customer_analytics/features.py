@@ -33,14 +33,13 @@ Choices where the seeds differ or are silent:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from customer_analytics import columns as C
-from customer_analytics.config import ExcludePeriod
+from customer_analytics.period import Period
 
 QUINTILES = [0.2, 0.4, 0.6, 0.8]
 _FIRST_DAY, _LAST_DAY, _REPEAT_SPEND = "_first_day", "_last_day", "_repeat_spend"
@@ -112,32 +111,10 @@ def last_order_date(orders: DataFrame) -> date | None:
     return orders.agg(F.max(C.ORDER_DATE)).first()[0]
 
 
-def in_window(
-    df: DataFrame,
-    *,
-    as_of: date,
-    lookback_days: int | None = None,
-    exclude_periods: Iterable[ExcludePeriod] = (),
-) -> DataFrame:
+def customer_features(orders: DataFrame, order_lines: DataFrame, period: Period, **kwargs):
     """
-    Rows of ``df`` (needs ``order_date``) with ``order_date <= as_of``, inside the last
-    ``lookback_days`` days when given (``as_of`` counts as day 1), and outside every excluded
-    period (inclusive bounds).
-    """
-    keep = F.col(C.ORDER_DATE) <= F.lit(as_of)
-    if lookback_days is not None:
-        if lookback_days < 1:
-            raise ValueError(f"lookback_days must be >= 1, got {lookback_days}")
-        keep &= F.col(C.ORDER_DATE) > F.date_sub(F.lit(as_of), lookback_days)
-    for period in exclude_periods:
-        keep &= ~F.col(C.ORDER_DATE).between(F.lit(period.start), F.lit(period.end))
-    return df.filter(keep)
-
-
-def customer_features(orders: DataFrame, order_lines: DataFrame, customers=None, **kwargs):
-    """
-    The customer single view as of ``as_of``: :func:`base_customer_features` (same
-    parameters) with the RFM scores of :func:`rfm_scores`.
+    The customer single view of a period: :func:`base_customer_features` (same parameters)
+    with the RFM scores of :func:`rfm_scores`.
 
     Returns
     -------
@@ -145,7 +122,7 @@ def customer_features(orders: DataFrame, order_lines: DataFrame, customers=None,
         One row per member with a visit in the window, columns
         :data:`CUSTOMER_FEATURE_COLUMNS` (see the module docstring for definitions).
     """
-    return with_rfm_scores(base_customer_features(orders, order_lines, customers, **kwargs))
+    return with_rfm_scores(base_customer_features(orders, order_lines, period, **kwargs))
 
 
 def with_rfm_scores(base: DataFrame) -> DataFrame:
@@ -156,16 +133,13 @@ def with_rfm_scores(base: DataFrame) -> DataFrame:
 def base_customer_features(
     orders: DataFrame,
     order_lines: DataFrame,
-    customers: DataFrame | None = None,
+    period: Period,
     *,
-    as_of: date,
-    lookback_days: int | None = None,
-    exclude_periods: Iterable[ExcludePeriod] = (),
     expected_lifetime_years: float = 3.0,
-    period: str = "day",
+    time_unit: str = "day",
 ) -> DataFrame:
     """
-    The customer single view as of ``as_of``, all but the RFM scores (see
+    The customer single view of ``period``, all but the RFM scores (see
     :func:`customer_features`; a job persists this frame because the RFM cut points and the
     scores both read it).
 
@@ -173,58 +147,69 @@ def base_customer_features(
     ----------
     orders : DataFrame
         The ``orders`` table: ``order_id``, ``customer_id`` (null = guest, ignored),
-        ``order_ts``, ``order_date``, ``store_id``, ``order_amount``, ``item_count``,
-        ``is_return``.
+        ``order_ts``, ``order_date``, ``store_id``, ``country``, ``order_amount``,
+        ``item_count``, ``is_return``, and optionally ``price_sensitivity`` and ``lifestage``.
     order_lines : DataFrame
         The ``order_lines`` table: ``customer_id``, ``order_date``, ``product_id``,
         ``is_return``.
-    customers : DataFrame, optional
-        The ``customers`` table; its ``country``, ``price_sensitivity`` and ``lifestage``
-        are joined on.
-    as_of : date
-        The last day observed, inclusive.
-    lookback_days, exclude_periods
-        Restrict the orders used (see :func:`in_window`).
+    period : Period
+        ``as_of`` (the last day observed, inclusive), lookback and excluded periods: the
+        behaviour features use the modelled orders (:meth:`Period.modelled`); the attributes
+        ``country``, ``price_sensitivity`` and ``lifestage`` are each customer's latest value
+        on or before ``as_of`` (:meth:`Period.observed`), never one from after it.
     expected_lifetime_years : float
         Years of the textbook ``ltv_simple`` (must be > 0).
-    period : {"day", "week"}
-        Unit of the BTYD ``recency`` and ``T`` (days, or days / 7).
+    time_unit : {"day", "week"}
+        Unit of the BTYD ``recency`` and ``T`` (days, or days / 7): ``clv.period``.
 
     Returns
     -------
     DataFrame
-        One row per member with a visit in the window, columns
-        :data:`CUSTOMER_FEATURE_COLUMNS` (see the module docstring for definitions).
+        One row per member with a visit in the period, columns
+        :data:`CUSTOMER_FEATURE_COLUMNS` but the RFM scores (see the module docstring).
     """
-    if period not in PERIOD_DAYS:
-        raise ValueError(f"period must be one of {sorted(PERIOD_DAYS)}, got {period!r}")
+    if time_unit not in PERIOD_DAYS:
+        raise ValueError(f"time_unit must be one of {sorted(PERIOD_DAYS)}, got {time_unit!r}")
     if expected_lifetime_years <= 0:
         raise ValueError(f"expected_lifetime_years must be > 0, got {expected_lifetime_years}")
-    window = {"as_of": as_of, "lookback_days": lookback_days, "exclude_periods": exclude_periods}
-    member_orders = in_window(orders, **window).filter(F.col(C.CUSTOMER_ID).isNotNull())
+    as_of = period.as_of
+    member_orders = period.modelled(orders).filter(F.col(C.CUSTOMER_ID).isNotNull())
     visits = member_orders.filter(~F.col(C.IS_RETURN))
     returns = member_orders.filter(F.col(C.IS_RETURN))
 
     features = (
         _visit_aggregates(visits)
-        .join(_btyd_summary(visits, as_of, PERIOD_DAYS[period]), C.CUSTOMER_ID, "left")
+        .join(_btyd_summary(visits, as_of, PERIOD_DAYS[time_unit]), C.CUSTOMER_ID, "left")
         .join(_monthly_trend(visits), C.CUSTOMER_ID, "left")
         .join(_return_aggregates(returns), C.CUSTOMER_ID, "left")
-        .join(_distinct_products(in_window(order_lines, **window)), C.CUSTOMER_ID, "left")
+        .join(_distinct_products(period.modelled(order_lines)), C.CUSTOMER_ID, "left")
+        .join(latest_attributes(period.observed(orders)), C.CUSTOMER_ID, "left")
     )
     features = _derived(features, as_of, expected_lifetime_years)
-    if customers is not None:
-        attributes = customers.select(C.CUSTOMER_ID, C.COUNTRY, C.PRICE_SENSITIVITY, C.LIFESTAGE)
-        features = features.join(attributes, C.CUSTOMER_ID, "left")
-    else:
-        features = features.select(
-            "*",
-            *[
-                F.lit(None).cast("string").alias(c)
-                for c in (C.COUNTRY, C.PRICE_SENSITIVITY, C.LIFESTAGE)
-            ],
-        )
     return features.select(*[c for c in CUSTOMER_FEATURE_COLUMNS if c not in RFM_COLUMNS])
+
+
+def latest_attributes(orders: DataFrame) -> DataFrame:
+    """
+    Each member's latest non-null ``country``, ``price_sensitivity`` and ``lifestage`` in
+    ``orders`` (by ``order_ts``, then ``order_id``); an attribute ``orders`` lacks is null.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_id``, ``country``, ``price_sensitivity``, ``lifestage``.
+    """
+    members = orders.filter(F.col(C.CUSTOMER_ID).isNotNull())
+
+    def latest(name: str) -> Column:
+        if name not in orders.columns:
+            return F.lit(None).cast("string").alias(name)
+        seen_at = F.when(F.col(name).isNotNull(), F.struct(C.ORDER_TS, C.ORDER_ID))
+        return F.max_by(F.col(name), seen_at).alias(name)
+
+    return members.groupBy(C.CUSTOMER_ID).agg(
+        *[latest(name) for name in (C.COUNTRY, C.PRICE_SENSITIVITY, C.LIFESTAGE)]
+    )
 
 
 def _visit_aggregates(visits: DataFrame) -> DataFrame:

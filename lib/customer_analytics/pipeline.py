@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from customer_analytics import columns as C
-from customer_analytics import features, ingest, recommend, segmentation
-from customer_analytics.config import Config, SegmentationConfig
+from customer_analytics import evaluation, features, ingest, migration, recommend, segmentation
+from customer_analytics.config import Config
 from customer_analytics.errors import InputError
+from customer_analytics.evaluation import EvaluationPlan
+from customer_analytics.models import ModelStore
+from customer_analytics.period import Period
 from customer_analytics.progress import Progress, StageSummary
+from customer_analytics.recommend import Recommender
 from customer_analytics.sources import read_source
 from customer_analytics.tables import Warehouse
 
@@ -33,6 +37,8 @@ MONTHLY_SALES = "monthly_sales"
 KMEANS_SELECTION = "kmeans_selection"
 CUSTOMER_SEGMENTS = "customer_segments"
 SEGMENT_PROFILES = "segment_profiles"
+SEGMENT_HISTORY = "segment_history"
+SEGMENT_MIGRATION = "segment_migration"
 FEATURE_IMPORTANCE = "feature_importance"
 SEGMENT_TOP_PRODUCTS = "segment_top_products"
 CUSTOMER_RECOMMENDATIONS = "customer_recommendations"
@@ -78,9 +84,8 @@ def run_ingest(ctx: JobContext, summary: StageSummary) -> None:
         lines = ctx.warehouse.write(ORDER_LINES, ingest.order_lines(prepared), run_id=ctx.run_id)
         orders = ingest.orders(prepared, with_attributes=True).persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            order_commit = ctx.warehouse.write(
-                ORDERS, orders.drop(*ingest.CUSTOMER_ATTRIBUTES), run_id=ctx.run_id
-            )
+            # with the attributes: features take each customer's latest value up to as_of
+            order_commit = ctx.warehouse.write(ORDERS, orders, run_id=ctx.run_id)
             customer_commit = ctx.warehouse.write(
                 CUSTOMERS, ingest.customers(orders), run_id=ctx.run_id
             )
@@ -132,74 +137,104 @@ def resolve_as_of(ctx: JobContext, orders) -> date:
         as_of = features.last_order_date(orders)
         if as_of is None:
             raise InputError("orders is empty: there is no last order date to use as as_of")
-        ctx.as_of = as_of
+    ctx.as_of = as_of
     return as_of
+
+
+def table_as_of(ctx: JobContext, name: str, table) -> date:
+    """
+    The ``as_of`` of a table an earlier stage wrote for one date, which must be ``--as-of``
+    when it is given (and becomes the run's ``as_of`` when it is not).
+    """
+    if C.AS_OF not in table.columns:
+        raise InputError(
+            f"table {name!r} has no {C.AS_OF} column (written by an older version): run the "
+            "stages before this one again"
+        )
+    low, high = table.agg(F.min(C.AS_OF), F.max(C.AS_OF)).first()
+    if low is None:
+        raise InputError(f"table {name!r} is empty: run the stage that writes it first")
+    if low != high:
+        raise InputError(
+            f"table {name!r} holds several dates ({low} .. {high}): run the stages before this "
+            "one for a single --as-of"
+        )
+    wanted = ctx.as_of or ctx.config.features.as_of
+    if wanted is not None and wanted != low:
+        raise InputError(
+            f"table {name!r} is as of {low}, not {wanted}: run the stages before this one "
+            f"with --as-of {wanted} first"
+        )
+    ctx.as_of = low
+    return low
 
 
 def feature_options(cfg: Config) -> dict:
     """The keyword arguments of ``features.customer_features`` that come from configuration."""
     return dict(
-        lookback_days=cfg.features.lookback_days,
-        exclude_periods=cfg.source.exclude_periods,
         expected_lifetime_years=cfg.features.expected_lifetime_years,
-        period=cfg.clv.period,
+        time_unit=cfg.clv.period,
     )
 
 
 def run_features(ctx: JobContext, summary: StageSummary) -> None:
-    """orders, order_lines, customers -> customer_features, monthly_sales."""
+    """orders, order_lines -> customer_features, monthly_sales."""
     cfg = ctx.config
     orders = read_input(ctx, ORDERS)
     lines = read_input(ctx, ORDER_LINES)
-    customer_table = read_input(ctx, CUSTOMERS)
-    as_of = resolve_as_of(ctx, orders)
-    base = features.base_customer_features(
-        orders, lines, customer_table, as_of=as_of, **feature_options(cfg)
-    ).persist(StorageLevel.MEMORY_AND_DISK)  # read by the RFM cut points and by the scores
+    period = Period.of(cfg, resolve_as_of(ctx, orders))
+    ctx.progress.say(f"[features] {period.describe()}")
+    base = features.base_customer_features(orders, lines, period, **feature_options(cfg)).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )  # read by the RFM cut points and by the scores
     try:
         single_view = features.with_rfm_scores(base)
         written = ctx.warehouse.write(CUSTOMER_FEATURES, single_view, run_id=ctx.run_id)
     finally:
         base.unpersist()
     monthly = ctx.warehouse.write(
-        MONTHLY_SALES, features.monthly_sales(orders, lines, as_of=as_of), run_id=ctx.run_id
+        MONTHLY_SALES,
+        features.monthly_sales(orders, lines, as_of=period.as_of),
+        run_id=ctx.run_id,
     )
     summary.rows_in = ctx.warehouse.row_count(ORDERS)
     summary.rows_out = written.rows
-    summary.detail.update(as_of=as_of.isoformat(), monthly_sales_rows=monthly.rows)
+    summary.detail.update(as_of=period.as_of.isoformat(), monthly_sales_rows=monthly.rows)
 
 
 def run_segment(ctx: JobContext, summary: StageSummary) -> None:
     """
     customer_features -> kmeans_selection, customer_segments, segment_profiles,
-    feature_importance, and (``fit``) a saved model under ``<warehouse>/_models/segmentation``.
+    feature_importance, segment_history, segment_migration, and (``fit``) a saved model under
+    ``<warehouse>/_models/segmentation``.
 
-    ``--mode score`` applies the latest saved model without refitting (no ``kmeans_selection``).
+    ``--mode fit`` matches the new clusters to the latest saved model's, so that segments keep
+    their ids and names; ``--mode score`` applies the latest saved model to the features of
+    ``--as-of`` without refitting (no ``kmeans_selection``).
     """
     seg_cfg = ctx.config.segmentation
     if ctx.mode not in SEGMENT_MODES:
         raise InputError(f"--mode must be one of {', '.join(SEGMENT_MODES)}, got {ctx.mode!r}")
     table = read_input(ctx, CUSTOMER_FEATURES)
+    as_of = table_as_of(ctx, CUSTOMER_FEATURES, table)
+    store = ModelStore(ctx.warehouse)
     if ctx.mode == "score":
-        model, metadata = segmentation.load_latest_model(ctx.warehouse.path)
-        result = segmentation.score(model, metadata, table, seg_cfg)
-        summary.detail.update(mode="score", model_run=metadata["run_id"])
-    else:
-        result = segmentation.fit(table, seg_cfg)
-        ctx.warehouse.write(KMEANS_SELECTION, result.selection, run_id=ctx.run_id)
-        as_of_row = table.agg(F.max(C.AS_OF)).first() if C.AS_OF in table.columns else None
-        folder = segmentation.save_model(
-            result.model,
-            ctx.warehouse.path,
-            run_id=ctx.run_id,
-            k=result.k,
-            features=seg_cfg.features,
-            feature_weights=seg_cfg.feature_weights,
-            names=result.names,
-            as_of=as_of_row[0] if as_of_row else ctx.as_of,
+        saved = store.latest()
+        result = segmentation.score(saved, table, seg_cfg)
+        ctx.progress.say(
+            f"[segment] scoring the features as of {as_of} with model {saved.run_id} "
+            f"(fitted as of {saved.as_of})"
         )
+        summary.detail.update(mode="score", model_run=saved.run_id)
+    else:
+        previous = store.latest() if store.latest_metadata() is not None else None
+        result = segmentation.fit(table, seg_cfg, previous)
+        ctx.warehouse.write(KMEANS_SELECTION, result.selection, run_id=ctx.run_id)
+        folder = store.save(result.saved(ctx.run_id, seg_cfg))
         summary.detail.update(mode="fit", model=folder)
         result.selection.unpersist()
+        for line in result.changes:
+            ctx.progress.say(f"[segment] {line}")
     try:
         written = ctx.warehouse.write(CUSTOMER_SEGMENTS, result.segments, run_id=ctx.run_id)
         ctx.warehouse.write(SEGMENT_PROFILES, result.profiles, run_id=ctx.run_id)
@@ -208,9 +243,39 @@ def run_segment(ctx: JobContext, summary: StageSummary) -> None:
         result.scored.unpersist()
     summary.rows_in = written.rows
     summary.rows_out = written.rows
-    summary.detail.update(k=result.k)
+    summary.detail.update(as_of=as_of.isoformat(), k=result.k)
     for cluster, (name, _) in sorted(result.names.items()):
-        ctx.progress.say(f"[segment] cluster {cluster}: {name}")
+        ctx.progress.say(f"[segment] segment {cluster}: {name}")
+    record_migration(ctx, as_of)
+
+
+def record_migration(ctx: JobContext, as_of: date) -> None:
+    """
+    Append this run's ``customer_segments`` to ``segment_history``, rewrite
+    ``segment_migration`` from the history (each date's latest run, consecutive dates) and
+    print the move into ``as_of``.
+    """
+    segments = ctx.warehouse.read(CUSTOMER_SEGMENTS).withColumn(C.RUN_ID, F.lit(ctx.run_id))
+    ctx.warehouse.write(SEGMENT_HISTORY, segments, mode="append", run_id=ctx.run_id)
+    history = migration.latest_runs(ctx.warehouse.read(SEGMENT_HISTORY))
+    dates = [r[0] for r in history.select(C.AS_OF).distinct().orderBy(C.AS_OF).collect()]
+    if len(dates) < 2:
+        return
+    views = [history.filter(F.col(C.AS_OF) == F.lit(day)) for day in dates]
+    moves = [migration.segment_migration(a, b) for a, b in zip(views, views[1:], strict=False)]
+    table = moves[0]
+    for more in moves[1:]:
+        table = table.unionByName(more)
+    ctx.warehouse.write(SEGMENT_MIGRATION, table, run_id=ctx.run_id)
+    if as_of in dates and dates.index(as_of) > 0:
+        before = dates[dates.index(as_of) - 1]
+        rows = (
+            ctx.warehouse.read(SEGMENT_MIGRATION)
+            .filter((F.col(C.FROM_AS_OF) == F.lit(before)) & (F.col(C.TO_AS_OF) == F.lit(as_of)))
+            .collect()  # at most (segments + 1) ** 2 rows
+        )
+        for line in migration.format_matrix(rows):
+            ctx.progress.say(f"[segment] {line}")
 
 
 class Persisted:
@@ -234,67 +299,33 @@ class Persisted:
         self._frames.clear()
 
 
-def _purchases_up_to(ctx: JobContext, lines, as_of: date):
-    """Purchases up to ``as_of``; none at all is an input error (e.g. a source without products)."""
-    bought = recommend.purchases(
-        features.in_window(lines, as_of=as_of),
-        exclude_products=ctx.config.recommend.exclude_products,
-    )
-    if bought.limit(1).count() == 0:
-        raise InputError(
-            f"order_lines has no purchases with a product up to {as_of}: recommendations need "
-            "product lines (a source of kind 'transactions' without product_id has none)"
-        )
-    return bought
-
-
 def run_recommend(ctx: JobContext, summary: StageSummary) -> None:
     """
     order_lines, customer_segments -> segment_top_products, basket_rules,
-    customer_recommendations, as of ``--as-of`` (default: the last order date).
+    customer_recommendations, as of the segments' date (``--as-of`` must equal it).
     """
-    cfg = ctx.config.recommend
+    cfg = ctx.config
     lines = read_input(ctx, ORDER_LINES)
     segments = read_input(ctx, CUSTOMER_SEGMENTS)
-    as_of = resolve_as_of(ctx, lines)
+    period = Period.of(cfg, table_as_of(ctx, CUSTOMER_SEGMENTS, segments))
     persisted = Persisted()
     try:
-        bought = persisted.keep(_purchases_up_to(ctx, lines, as_of))
-        recent = recommend.recent_purchases(
-            bought,
-            as_of=as_of,
-            window_months=cfg.window_months,
-            exclude_periods=ctx.config.source.exclude_periods,
-        )
-        ranking = persisted.keep(recommend.product_ranking(recent, segments))
-        if ranking.limit(1).count() == 0:
-            raise InputError(
-                f"no purchases by segmented customers in the {cfg.window_months} month(s) up to "
-                f"{as_of}: check --as-of, and run segment on features of the same data"
-            )
-        names = persisted.keep(recommend.product_names(bought))
+        recommender = Recommender.assemble(lines, segments, period, cfg.recommend, persisted.keep)
         top = ctx.warehouse.write(
-            SEGMENT_TOP_PRODUCTS,
-            recommend.segment_top_products(ranking, names, top_n=cfg.top_n),
-            run_id=ctx.run_id,
+            SEGMENT_TOP_PRODUCTS, recommender.top_products(), run_id=ctx.run_id
         )
-        ctx.progress.say(f"[recommend] top {cfg.top_n} lists: {top.rows} rows")
-        rules = recommend.basket_rules(
-            recent, min_support=cfg.min_support, min_confidence=cfg.min_confidence
+        ctx.progress.say(f"[recommend] top {cfg.recommend.top_n} lists: {top.rows} rows")
+        rule_commit = ctx.warehouse.write(
+            BASKET_RULES, recommender.basket_rules(), run_id=ctx.run_id
         )
-        rule_commit = ctx.warehouse.write(BASKET_RULES, rules, run_id=ctx.run_id)
         ctx.progress.say(
-            f"[recommend] basket rules (support >= {cfg.min_support}, confidence >= "
-            f"{cfg.min_confidence}): {rule_commit.rows}"
+            f"[recommend] basket rules (support >= {cfg.recommend.min_support}, confidence >= "
+            f"{cfg.recommend.min_confidence}): {rule_commit.rows}"
         )
-        customer_lists = recommend.customer_recommendations(
-            ranking,
+        customer_lists = recommender.customer_lists(
             segments,
-            persisted.keep(recommend.purchase_history(bought)),  # read by 3-4 joins
-            names,
-            top_n=cfg.top_n,
-            candidates=cfg.candidates,
-            rules=ctx.warehouse.read(BASKET_RULES) if cfg.use_basket_rules else None,
+            history=persisted.keep(recommender.history),  # read by 3-4 joins
+            rules=ctx.warehouse.read(BASKET_RULES),
         )
         written = ctx.warehouse.write(CUSTOMER_RECOMMENDATIONS, customer_lists, run_id=ctx.run_id)
     finally:
@@ -302,36 +333,8 @@ def run_recommend(ctx: JobContext, summary: StageSummary) -> None:
     summary.rows_in = ctx.warehouse.row_count(CUSTOMER_SEGMENTS)
     summary.rows_out = written.rows
     summary.detail.update(
-        as_of=as_of.isoformat(), top_product_rows=top.rows, basket_rules=rule_commit.rows
+        as_of=period.as_of.isoformat(), top_product_rows=top.rows, basket_rules=rule_commit.rows
     )
-
-
-def evaluation_segmentation(ctx: JobContext) -> SegmentationConfig:
-    """
-    The segmentation the evaluation refits on the training period: ``segmentation.k`` if set,
-    else the K of the latest saved model (so it measures the recommenders, not a new choice of
-    K), else the configured sweep.
-    """
-    seg_cfg = ctx.config.segmentation
-    if seg_cfg.k is not None:
-        return seg_cfg
-    try:
-        _, metadata = segmentation.load_latest_model(ctx.warehouse.path)
-    except InputError:
-        return seg_cfg
-    return seg_cfg.model_copy(update={"k": int(metadata["k"])})
-
-
-def evaluation_cutoff(ctx: JobContext, as_of: date) -> date:
-    """``recommend.evaluation.cutoff``, else ``test_weeks`` before the day after ``as_of``."""
-    ev = ctx.config.recommend.evaluation
-    cutoff = ev.cutoff or as_of + timedelta(days=1) - timedelta(weeks=ev.test_weeks)
-    if cutoff > as_of:
-        raise InputError(
-            f"recommend.evaluation.cutoff {cutoff} is after the last day observed ({as_of}): "
-            "there is nothing to test on"
-        )
-    return cutoff
 
 
 def _evaluation_sample(ctx: JobContext, buyers, persisted: Persisted):
@@ -351,53 +354,34 @@ def _evaluation_sample(ctx: JobContext, buyers, persisted: Persisted):
 
 def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
     """
-    order_lines, orders, customers -> recommendation_eval: refit features, segments, top lists
-    and basket rules on the orders before the cutoff, then score every recommender on the
-    purchases of the ``test_weeks`` that follow.
+    order_lines, orders -> recommendation_eval: refit features, segments, top lists and basket
+    rules on the period before the cutoff, then score every recommender on the purchases of
+    the test days that follow (:class:`~customer_analytics.evaluation.EvaluationPlan`).
     """
     cfg = ctx.config
-    rec_cfg, ev = cfg.recommend, cfg.recommend.evaluation
+    ev = cfg.recommend.evaluation
     lines = read_input(ctx, ORDER_LINES)
     orders = read_input(ctx, ORDERS)
-    customer_table = read_input(ctx, CUSTOMERS)
-    as_of = resolve_as_of(ctx, orders)
-    cutoff = evaluation_cutoff(ctx, as_of)
-    train_end = cutoff - timedelta(days=1)
-    test_end = cutoff + timedelta(weeks=ev.test_weeks) - timedelta(days=1)
-    ctx.progress.say(
-        f"[evaluate] train up to {train_end}, test {cutoff}..{test_end}"
-        + (f" (data ends {as_of})" if test_end > as_of else "")
-    )
-    train_orders, _ = recommend.split_at(orders, cutoff=cutoff, test_weeks=ev.test_weeks)
-    train_lines, test_lines = recommend.split_at(lines, cutoff=cutoff, test_weeks=ev.test_weeks)
+    plan = EvaluationPlan.of(Period.of(cfg, resolve_as_of(ctx, orders)), ev)
+    ctx.progress.say(f"[evaluate] {plan.describe(ev)}")
     persisted = Persisted()
     try:
         single_view = persisted.keep(
-            features.customer_features(
-                train_orders, train_lines, customer_table, as_of=train_end, **feature_options(cfg)
-            )
+            features.customer_features(orders, lines, plan.training, **feature_options(cfg))
         )
-        seg_cfg = evaluation_segmentation(ctx)
+        saved = ModelStore(ctx.warehouse).latest_metadata()
+        seg_cfg = evaluation.refit_settings(cfg.segmentation, saved and int(saved["k"]))
         fitted = segmentation.refit(single_view, seg_cfg)
         persisted.adopt(fitted.scored)
         segments = persisted.keep(fitted.segments)
         ctx.progress.say(f"[evaluate] segments refitted before the cutoff: K={fitted.k}")
-        bought = persisted.keep(_purchases_up_to(ctx, train_lines, train_end))
-        history = persisted.keep(recommend.purchase_history(bought))
-        names = persisted.keep(recommend.product_names(bought))
-        recent = recommend.recent_purchases(
-            bought,
-            as_of=train_end,
-            window_months=rec_cfg.window_months,
-            exclude_periods=cfg.source.exclude_periods,
+        trained = Recommender.assemble(
+            lines, segments, plan.training, cfg.recommend, persisted.keep
         )
-        ranking = persisted.keep(recommend.product_ranking(recent, segments))
-        rules = persisted.keep(
-            recommend.basket_rules(
-                recent, min_support=rec_cfg.min_support, min_confidence=rec_cfg.min_confidence
-            )
+        rules = persisted.keep(trained.basket_rules())
+        test_bought = recommend.purchases(
+            plan.tested(lines), exclude_products=cfg.recommend.exclude_products
         )
-        test_bought = recommend.purchases(test_lines, exclude_products=rec_cfg.exclude_products)
         buyers = persisted.keep(
             recommend.evaluation_audience(
                 segments, recommend.relevant_products(test_bought, segments)
@@ -407,18 +391,15 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
         relevant = {
             "all": persisted.keep(recommend.relevant_products(test_bought, audience)),
             "new": persisted.keep(
-                recommend.relevant_products(test_bought, audience, new_only_given=history)
+                recommend.relevant_products(test_bought, audience, new_only_given=trained.history)
             ),
         }
-        catalogue = names.count()
-        lists = recommend.evaluation_lists(
-            ranking,
+        catalogue = trained.names.count()
+        lists = trained.evaluation_lists(
             audience,
-            persisted.keep(history.join(audience, C.CUSTOMER_ID, "left_semi")),
-            names,
+            persisted.keep(trained.history.join(audience, C.CUSTOMER_ID, "left_semi")),
             rules,
             top_n=max(ev.k),
-            candidates=max(rec_cfg.candidates, max(ev.k)),
         )
         # Each list becomes one leaf of the scoring plan, which otherwise repeats every list's
         # lineage in each of its branches: planning that tree, or comparing it with the cached
@@ -435,14 +416,15 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
     finally:
         persisted.release()
     table = ctx.spark.createDataFrame(
-        [(*row, cutoff, test_end, ctx.run_id) for row in results], recommend.EVALUATION_SCHEMA
+        [(*row, plan.cutoff, plan.test_end, ctx.run_id) for row in results],
+        recommend.EVALUATION_SCHEMA,
     )
     written = ctx.warehouse.write(RECOMMENDATION_EVAL, table, run_id=ctx.run_id)
     for line in recommend.format_evaluation(results):
         ctx.progress.say(line)
     summary.rows_in = max((row[3] for row in results if row[1] == "all"), default=0)
     summary.rows_out = written.rows
-    summary.detail.update(cutoff=cutoff.isoformat(), k=fitted.k, catalogue=catalogue)
+    summary.detail.update(cutoff=plan.cutoff.isoformat(), k=fitted.k, catalogue=catalogue)
 
 
 JOBS: dict[str, Job] = {
@@ -460,7 +442,8 @@ JOBS: dict[str, Job] = {
     "segment": Job(
         "segment",
         "cluster customers (KMeans) into named segments: customer_segments, segment_profiles, "
-        "feature_importance, kmeans_selection; --mode score reuses the latest saved model",
+        "feature_importance, kmeans_selection, segment_history, segment_migration; --mode "
+        "score applies the latest saved model to the features of --as-of",
         run_segment,
     ),
     "recommend": Job(

@@ -8,7 +8,7 @@ Purchases
 
 Top lists (:func:`product_ranking`, :func:`segment_top_products`)
     Purchases of segmented customers in the window ``(as_of - window_months, as_of]`` (excluded
-    periods left out, :func:`recent_purchases`). Each segment's products are ranked by distinct
+    periods left out, :meth:`Period.recent`). Each segment's products are ranked by distinct
     buyers, then quantity, then product id, with ``row_number`` over a window partitioned by
     cluster, so ranks are unique and repeatable. The all-customers list is the same ranking
     over every segmented customer, with ``cluster`` null. ``penetration`` is buyers divided by
@@ -31,8 +31,8 @@ Basket rules (:func:`basket_rules`)
     orders). The jobs give it the purchases of the top lists' window: what goes together
     lately, and a few months of baskets instead of every basket ever.
 
-Evaluation (:func:`split_at`, :func:`relevant_products`, :func:`ranking_metrics`,
-:func:`evaluation_lists`)
+Evaluation (:func:`relevant_products`, :func:`ranking_metrics`, :func:`evaluation_lists`; the
+split is :mod:`customer_analytics.evaluation`)
     Fit on purchases before a cutoff, test on the purchases of the following weeks. For each
     customer with a segment at the cutoff and a purchase in the test weeks, precision@K is
     hits / K, recall@K is hits / relevant products, AP@K is the sum of precision@i at each hit
@@ -42,8 +42,8 @@ Evaluation (:func:`split_at`, :func:`relevant_products`, :func:`ranking_metrics`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from pyspark.ml.fpm import FPGrowth
 from pyspark.sql import Column, DataFrame, Window
@@ -51,7 +51,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from customer_analytics import columns as C
-from customer_analytics.config import ExcludePeriod
+from customer_analytics.config import RecommendConfig
+from customer_analytics.errors import InputError
+from customer_analytics.period import Period
 
 ALL_CUSTOMERS = "All customers"
 REASON_SEGMENT = "popular in your segment"
@@ -135,27 +137,6 @@ def purchases(order_lines: DataFrame, *, exclude_products: Iterable[str] = ()) -
     return order_lines.filter(keep)
 
 
-def recent_purchases(
-    bought: DataFrame,
-    *,
-    as_of: date,
-    window_months: int,
-    exclude_periods: Iterable[ExcludePeriod] = (),
-) -> DataFrame:
-    """
-    Rows of ``bought`` (needs ``order_date``) in ``(as_of - window_months months, as_of]``,
-    outside every excluded period (inclusive bounds). Month arithmetic is Spark's
-    ``add_months``: the window before 2024-03-31 of one month starts after 2024-02-29.
-    """
-    if window_months < 1:
-        raise ValueError(f"window_months must be >= 1, got {window_months}")
-    day = F.col(C.ORDER_DATE)
-    keep = (day > F.add_months(F.lit(as_of), -window_months)) & (day <= F.lit(as_of))
-    for period in exclude_periods:
-        keep &= ~day.between(F.lit(period.start), F.lit(period.end))
-    return bought.filter(keep)
-
-
 def purchase_history(bought: DataFrame) -> DataFrame:
     """Distinct (``customer_id``, ``product_id``) pairs of members in ``bought``."""
     return (
@@ -192,7 +173,7 @@ def product_ranking(recent: DataFrame, segments: DataFrame) -> DataFrame:
     Parameters
     ----------
     recent : DataFrame
-        Purchases in the window (:func:`recent_purchases`); needs ``customer_id``,
+        Purchases in the window (:meth:`Period.recent`); needs ``customer_id``,
         ``product_id``, ``quantity``, ``line_amount``. Lines of customers without a segment
         are not counted.
     segments : DataFrame
@@ -514,18 +495,133 @@ def same_list_for_everyone(
     )
 
 
-def split_at(lines: DataFrame, *, cutoff: date, test_weeks: int) -> tuple[DataFrame, DataFrame]:
+@dataclass(frozen=True)
+class Recommender:
     """
-    ``(train, test)``: rows of ``lines`` (needs ``order_date``) before ``cutoff``, and from
-    ``cutoff`` for ``test_weeks`` weeks (the last test day is ``cutoff + 7 * test_weeks - 1``).
+    What every list of one period and one segmentation is built from: ``recommend`` writes its
+    tables from it, ``evaluate`` builds one on the training period and scores its lists.
+    Assemble it with :meth:`assemble`; the frames are lazy unless ``keep`` persisted them.
+
+    Attributes
+    ----------
+    bought : DataFrame
+        Purchases (:func:`purchases`) in the modelled period.
+    history : DataFrame
+        :func:`purchase_history` of ``bought``: never recommended again.
+    names : DataFrame
+        :func:`product_names` of ``bought``.
+    recent : DataFrame
+        ``bought`` in the top lists' window (``recommend.window_months``).
+    ranking : DataFrame
+        :func:`product_ranking` of ``recent`` over the segments.
+    settings : RecommendConfig
     """
-    if test_weeks < 1:
-        raise ValueError(f"test_weeks must be >= 1, got {test_weeks}")
-    day = F.col(C.ORDER_DATE)
-    end = cutoff + timedelta(weeks=test_weeks)
-    return lines.filter(day < F.lit(cutoff)), lines.filter(
-        (day >= F.lit(cutoff)) & (day < F.lit(end))
-    )
+
+    bought: DataFrame
+    history: DataFrame
+    names: DataFrame
+    recent: DataFrame
+    ranking: DataFrame
+    settings: RecommendConfig
+
+    @classmethod
+    def assemble(
+        cls,
+        order_lines: DataFrame,
+        segments: DataFrame,
+        period: Period,
+        settings: RecommendConfig,
+        keep: Callable[[DataFrame], DataFrame] = lambda df: df,
+    ) -> Recommender:
+        """
+        Parameters
+        ----------
+        order_lines : DataFrame
+            The ``order_lines`` table (any dates: the period selects).
+        segments : DataFrame
+            ``customer_segments`` of the same period: ``customer_id``, ``cluster``,
+            ``segment_name``.
+        period : Period
+        settings : RecommendConfig
+        keep : callable, optional
+            Applied to the frames read more than once (``bought``, ``names``, ``ranking``),
+            e.g. a job's ``persist``.
+
+        Raises
+        ------
+        InputError
+            No purchase with a product in the period, or none by a segmented customer in the
+            top lists' window.
+        """
+        bought = keep(
+            purchases(period.modelled(order_lines), exclude_products=settings.exclude_products)
+        )
+        if bought.limit(1).count() == 0:
+            raise InputError(
+                f"order_lines has no purchases with a product ({period.describe()}): "
+                "recommendations need product lines (a source of kind 'transactions' without "
+                "product_id has none)"
+            )
+        recent = period.recent(bought, months=settings.window_months)
+        ranking = keep(product_ranking(recent, segments))
+        if ranking.limit(1).count() == 0:
+            raise InputError(
+                f"no purchases by segmented customers in the {settings.window_months} month(s) "
+                f"up to {period.as_of}: check --as-of, and run segment on features of the same "
+                "data"
+            )
+        return cls(
+            bought=bought,
+            history=purchase_history(bought),
+            names=keep(product_names(bought)),
+            recent=recent,
+            ranking=ranking,
+            settings=settings,
+        )
+
+    def top_products(self) -> DataFrame:
+        """Table ``segment_top_products``: :func:`segment_top_products` at ``top_n``."""
+        return segment_top_products(self.ranking, self.names, top_n=self.settings.top_n)
+
+    def basket_rules(self) -> DataFrame:
+        """Table ``basket_rules``: :func:`basket_rules` over the window's baskets."""
+        return basket_rules(
+            self.recent,
+            min_support=self.settings.min_support,
+            min_confidence=self.settings.min_confidence,
+        )
+
+    def customer_lists(
+        self, customers: DataFrame, *, history: DataFrame | None = None, rules=None
+    ) -> DataFrame:
+        """
+        Table ``customer_recommendations`` for ``customers`` (``customer_id``, ``cluster``):
+        :func:`customer_recommendations`, with ``rules`` when ``use_basket_rules`` is set.
+        ``history`` may be :attr:`history` restricted to ``customers``.
+        """
+        return customer_recommendations(
+            self.ranking,
+            customers,
+            self.history if history is None else history,
+            self.names,
+            top_n=self.settings.top_n,
+            candidates=self.settings.candidates,
+            rules=rules if self.settings.use_basket_rules else None,
+        )
+
+    def evaluation_lists(
+        self, audience: DataFrame, history: DataFrame, rules: DataFrame, *, top_n: int
+    ) -> dict[str, DataFrame]:
+        """:func:`evaluation_lists` for ``audience``, ``top_n`` long (the largest K)."""
+        return evaluation_lists(
+            self.ranking,
+            audience,
+            history,
+            self.names,
+            rules,
+            top_n=top_n,
+            candidates=max(self.settings.candidates, top_n),
+        )
 
 
 def relevant_products(

@@ -61,11 +61,10 @@ spend)`` from its ``total_spend`` index (below 0.8, up to 1.25, above), or ``(pr
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from pyspark.ml import Pipeline, PipelineModel
@@ -80,6 +79,7 @@ from pyspark.ml.feature import (
 )
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import Vectors
+from pyspark.ml.stat import Summarizer
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -87,7 +87,8 @@ from pyspark.sql import types as T
 from customer_analytics import columns as C
 from customer_analytics.config import SegmentationConfig, SegmentRule
 from customer_analytics.errors import InputError
-from customer_analytics.storage import FileSystem, join
+from customer_analytics.migration import describe_matching
+from customer_analytics.models import SavedModel
 
 #: Non-negative counts, amounts and durations: log1p-transformed when used as features.
 SKEWED_FEATURES = frozenset(
@@ -123,9 +124,6 @@ SKEWED_FEATURES = frozenset(
     }
 )
 
-MODELS_FOLDER = "_models/segmentation"
-MODEL_SUBFOLDER = "model"
-METADATA_FILE = "metadata.json"
 SPEND_LEVELS = ((0.8, "low"), (1.25, "mid"))
 GENERIC_ACTION = "No rule matched: review the profile and test a general offer"
 
@@ -478,18 +476,30 @@ def centroid_distance(centers: Sequence[Sequence[float]]) -> Column:
     return F.sqrt(F.aggregate(squares, F.lit(0.0), lambda acc, x: acc + x))
 
 
-def assign_clusters(model: PipelineModel, customer_features: DataFrame) -> DataFrame:
+def assign_clusters(
+    model: PipelineModel, customer_features: DataFrame, cluster_ids: Mapping[int, int] | None = None
+) -> DataFrame:
     """
     Score customers with a fitted model.
+
+    Parameters
+    ----------
+    cluster_ids : mapping, optional
+        KMeans cluster index -> the segment id to publish (:attr:`SavedModel.cluster_ids`);
+        by default the index itself.
 
     Returns
     -------
     DataFrame
-        The input columns plus ``cluster`` (int), ``distance`` (double) and ``_scaled``.
+        The input columns plus ``cluster`` (int, the segment id), ``distance`` (double, to the
+        cluster's centre) and ``_scaled``.
     """
     kmeans = model.stages[-1]
     out = model.transform(customer_features)
     out = out.withColumn(C.DISTANCE, centroid_distance(kmeans.clusterCenters()))
+    if cluster_ids and any(i != c for i, c in cluster_ids.items()):
+        ids = F.array(*[F.lit(int(cluster_ids[i])) for i in range(len(cluster_ids))])
+        out = out.withColumn(C.CLUSTER, F.element_at(ids, F.col(C.CLUSTER) + 1))
     keep = [*customer_features.columns, C.CLUSTER, C.DISTANCE, C.SCALED]
     return out.select(*keep)
 
@@ -663,15 +673,22 @@ def names_frame(spark: SparkSession, names: dict[int, tuple[str, str]]) -> DataF
 
 
 def customer_segments(scored: DataFrame, names: DataFrame) -> DataFrame:
-    """Table ``customer_segments``: ``customer_id``, ``cluster``, ``segment_name``, ``distance``."""
+    """
+    Table ``customer_segments``: ``customer_id``, ``as_of``, ``cluster``, ``segment_name``,
+    ``distance``.
+    """
     return scored.join(F.broadcast(names), C.CLUSTER).select(
-        C.CUSTOMER_ID, C.CLUSTER, C.SEGMENT_NAME, C.DISTANCE
+        C.CUSTOMER_ID, C.AS_OF, C.CLUSTER, C.SEGMENT_NAME, C.DISTANCE
     )
 
 
-def segment_profiles(profiles: DataFrame, names: DataFrame) -> DataFrame:
-    """Table ``segment_profiles``: :func:`cluster_profiles` plus ``segment_name``, ``action``."""
+def segment_profiles(profiles: DataFrame, names: DataFrame, as_of: date) -> DataFrame:
+    """
+    Table ``segment_profiles``: ``as_of``, then :func:`cluster_profiles` plus
+    ``segment_name`` and ``action``.
+    """
     return profiles.join(F.broadcast(names), C.CLUSTER).select(
+        F.lit(as_of).alias(C.AS_OF),
         C.CLUSTER,
         C.SEGMENT_NAME,
         C.ACTION,
@@ -687,22 +704,71 @@ def segment_profiles(profiles: DataFrame, names: DataFrame) -> DataFrame:
 
 @dataclass
 class SegmentationResult:
-    """What one fit or score produced; the tables are lazy DataFrames except ``names``."""
+    """
+    What one fit or score produced; the tables are lazy DataFrames except ``names``.
+
+    ``cluster_ids`` maps the KMeans cluster index to the published segment id (``cluster``);
+    ``changes`` says, after a refit, how the clusters were matched to the previous model's.
+    """
 
     model: PipelineModel
     k: int
+    as_of: date
     names: dict[int, tuple[str, str]]
+    cluster_ids: dict[int, int]
     selection: DataFrame | None
     segments: DataFrame
     profiles: DataFrame
     importance: DataFrame
     scored: DataFrame
+    changes: list[str] = field(default_factory=list)
+
+    def saved(
+        self, run_id: str, seg_cfg: SegmentationConfig, trained_at: datetime | None = None
+    ) -> SavedModel:
+        """The model with the metadata :class:`~customer_analytics.models.ModelStore` keeps."""
+        metadata = {
+            "run_id": run_id,
+            "k": self.k,
+            "features": list(seg_cfg.features),
+            "feature_weights": _effective_weights(seg_cfg.feature_weights),
+            "names": {str(c): [n, a] for c, (n, a) in sorted(self.names.items())},
+            "cluster_ids": {str(i): c for i, c in sorted(self.cluster_ids.items())},
+            "as_of": self.as_of.isoformat(),
+            "trained_at": (trained_at or datetime.now(UTC)).isoformat(),
+        }
+        return SavedModel(self.model, metadata)
 
 
-def fit(customer_features: DataFrame, seg_cfg: SegmentationConfig) -> SegmentationResult:
+def features_as_of(customer_features: DataFrame) -> date:
+    """
+    The one ``as_of`` of a ``customer_features`` frame (a tiny aggregation).
+
+    Raises
+    ------
+    InputError
+        When the frame holds no row, or rows of several dates.
+    """
+    low, high = customer_features.agg(F.min(C.AS_OF), F.max(C.AS_OF)).first()
+    if low is None:
+        raise InputError("customer_features is empty: there is nobody to segment")
+    if low != high:
+        raise InputError(
+            f"customer_features holds several as_of dates ({low} .. {high}): segment one date"
+        )
+    return low
+
+
+def fit(
+    customer_features: DataFrame,
+    seg_cfg: SegmentationConfig,
+    previous: SavedModel | None = None,
+) -> SegmentationResult:
     """
     Sweep K, choose K, fit on all customers, profile and name the clusters.
 
+    With a ``previous`` model the new clusters are matched to its clusters by centroid
+    distance (:func:`match_previous`): a matched cluster keeps its segment id and name.
     ``scored`` is cached; call ``result.scored.unpersist()`` when the tables are written.
 
     Raises
@@ -712,14 +778,83 @@ def fit(customer_features: DataFrame, seg_cfg: SegmentationConfig) -> Segmentati
     """
     features = seg_cfg.features
     needed = seg_cfg.k if seg_cfg.k is not None else seg_cfg.k_min + 1
-    rules = seg_cfg.segment_names
     rows = check_input(customer_features, features, min_rows=needed)
+    as_of = features_as_of(customer_features)
     candidate_ks(seg_cfg, rows)
     selection = sweep_k(customer_features, seg_cfg, rows=rows).cache()
     k = choose_k(selection.collect(), seg_cfg.k, tolerance=seg_cfg.k_tolerance)
     model = fit_pipeline(customer_features, seg_cfg, k)
-    profiled = profile_features(features, rules, customer_features.dtypes)
-    return _describe(model, k, customer_features, features, profiled, rules, selection)
+    return _named(model, k, as_of, customer_features, seg_cfg, selection, previous)
+
+
+def _named(model, k, as_of, customer_features, seg_cfg, selection, previous):
+    """:func:`_describe` a new model, its segment ids carried on from ``previous`` if given."""
+    ids, names, changes = {i: i for i in range(k)}, {}, []
+    if previous is not None:
+        ids, names, changes = match_previous(previous, model, customer_features, seg_cfg)
+    rules = seg_cfg.segment_names
+    profiled = profile_features(seg_cfg.features, rules, customer_features.dtypes)
+    result = _describe(
+        model,
+        k,
+        as_of,
+        customer_features,
+        seg_cfg.features,
+        profiled,
+        rules,
+        selection,
+        cluster_ids=ids,
+        names=names,
+    )
+    result.changes = changes
+    return result
+
+
+def match_previous(
+    previous: SavedModel,
+    model: PipelineModel,
+    customer_features: DataFrame,
+    seg_cfg: SegmentationConfig,
+) -> tuple[dict[int, int], dict[int, tuple[str, str]], list[str]]:
+    """
+    Segment ids for a new model's clusters that carry on the ``previous`` model's.
+
+    Both models' centres are compared in the new model's space: the previous model's centre
+    of a segment is the mean of the new model's scaled vectors of the customers the previous
+    model puts in it. The new clusters are matched to them by an optimal assignment of the
+    Euclidean distances (:func:`~customer_analytics.migration.describe_matching`).
+
+    Returns
+    -------
+    tuple
+        (cluster index -> segment id, segment id -> (name, action) for the matched ids, lines
+        saying what changed). When the previous model used other features nothing is
+        matched and the ids are the indices.
+    """
+    k = len(model.stages[-1].clusterCenters())
+    if list(previous.metadata.get("features", [])) != list(seg_cfg.features):
+        note = f"previous model {previous.run_id} used other features: segment ids start afresh"
+        return {i: i for i in range(k)}, {}, [note]
+    keyed = customer_features.select(C.CUSTOMER_ID, *seg_cfg.features)
+    before = assign_clusters(previous.model, keyed, previous.cluster_ids).select(
+        C.CUSTOMER_ID, F.col(C.CLUSTER).alias(C.PREVIOUS_CLUSTER)
+    )
+    now = model.transform(keyed).select(C.CUSTOMER_ID, C.SCALED)
+    rows = (
+        now.join(before, C.CUSTOMER_ID)
+        .groupBy(C.PREVIOUS_CLUSTER)
+        .agg(Summarizer.mean(F.col(C.SCALED)).alias(C.MEAN))
+        .collect()  # one row per previous segment
+    )
+    centres = {int(r[C.PREVIOUS_CLUSTER]): list(r[C.MEAN]) for r in rows}
+    new_centres = [list(c) for c in model.stages[-1].clusterCenters()]
+    matching = describe_matching(centres, new_centres)
+    names = {i: previous.names[i] for i in matching.ids.values() if i in previous.names}
+    return (
+        matching.ids,
+        names,
+        [f"matched to model {previous.run_id}: {matching.lines[0]}", *matching.lines[1:]],
+    )
 
 
 def fitting_sample(
@@ -750,11 +885,10 @@ def refit(customer_features: DataFrame, seg_cfg: SegmentationConfig) -> Segmenta
     features = seg_cfg.features
     rows = check_input(customer_features, features, min_rows=seg_cfg.k)
     candidate_ks(seg_cfg, rows)
+    as_of = features_as_of(customer_features)
     sample = fitting_sample(customer_features, seg_cfg, rows=rows, at_least=2 * seg_cfg.k)
     model = fit_pipeline(sample, seg_cfg, seg_cfg.k)
-    rules = seg_cfg.segment_names
-    profiled = profile_features(features, rules, customer_features.dtypes)
-    return _describe(model, seg_cfg.k, customer_features, features, profiled, rules, None)
+    return _named(model, seg_cfg.k, as_of, customer_features, seg_cfg, None, None)
 
 
 def in_fixed_order(customer_features: DataFrame, features: Sequence[str]) -> DataFrame:
@@ -805,15 +939,12 @@ def _kmeans_input(prep: PipelineModel, data: DataFrame) -> DataFrame:
 
 
 def score(
-    model: PipelineModel,
-    metadata: dict,
-    customer_features: DataFrame,
-    seg_cfg: SegmentationConfig,
+    saved: SavedModel, customer_features: DataFrame, seg_cfg: SegmentationConfig
 ) -> SegmentationResult:
     """
-    Apply a saved model to (newer) customer features, without refitting.
+    Apply a saved model to the customer features of any date, without refitting.
 
-    Names come from the model's metadata (the fit's names), so a cluster keeps its name.
+    Segment ids and names come from the model's metadata, so a segment keeps both.
 
     Raises
     ------
@@ -821,123 +952,78 @@ def score(
         When the model's feature list differs from ``segmentation.features``, or its weights
         from ``segmentation.feature_weights`` (a weight of 1.0 equals no weight).
     """
-    saved = list(metadata.get("features", []))
-    if saved != list(seg_cfg.features):
+    metadata = saved.metadata
+    features = list(metadata.get("features", []))
+    if features != list(seg_cfg.features):
         raise InputError(
-            f"saved segmentation model {metadata.get('run_id')} uses features {saved}, but "
+            f"saved segmentation model {saved.run_id} uses features {features}, but "
             f"segmentation.features is {list(seg_cfg.features)}: refit with --mode fit"
         )
     saved_weights = _effective_weights(metadata.get("feature_weights"))
     if saved_weights != _effective_weights(seg_cfg.feature_weights):
         raise InputError(
-            f"saved segmentation model {metadata.get('run_id')} uses feature_weights "
+            f"saved segmentation model {saved.run_id} uses feature_weights "
             f"{saved_weights}, but segmentation.feature_weights is "
             f"{_effective_weights(seg_cfg.feature_weights)}: refit with --mode fit"
         )
-    rules = seg_cfg.segment_names
-    check_input(customer_features, saved, min_rows=1)
-    names = {int(c): (n, a) for c, (n, a) in metadata["names"].items()}
-    profiled = profile_features(saved, rules, customer_features.dtypes)
-    k = int(metadata["k"])
-    return _describe(model, k, customer_features, saved, profiled, None, None, names)
+    check_input(customer_features, features, min_rows=1)
+    as_of = features_as_of(customer_features)
+    profiled = profile_features(features, seg_cfg.segment_names, customer_features.dtypes)
+    return _describe(
+        saved.model,
+        saved.k,
+        as_of,
+        customer_features,
+        features,
+        profiled,
+        None,
+        None,
+        cluster_ids=saved.cluster_ids,
+        names=saved.names,
+    )
 
 
 def _describe(
     model: PipelineModel,
     k: int,
+    as_of: date,
     customer_features: DataFrame,
     features: Sequence[str],
     profiled: Sequence[str],
     rules: Sequence[SegmentRule] | None,
     selection: DataFrame | None,
-    names: dict[int, tuple[str, str]] | None = None,
+    *,
+    cluster_ids: dict[int, int],
+    names: dict[int, tuple[str, str]],
 ) -> SegmentationResult:
-    scored = assign_clusters(model, customer_features).cache()
+    """
+    Score, profile and name. Segments without a name in ``names`` are named by ``rules``
+    (those whose names are not taken), or "unnamed" without rules.
+    """
+    scored = assign_clusters(model, customer_features, cluster_ids).cache()
     profiles = cluster_profiles(scored, profiled).cache()
-    if names is None:
-        names = name_segments(profiles.collect(), rules or [])
-    else:
-        present = [r[C.CLUSTER] for r in profiles.select(C.CLUSTER).distinct().collect()]
-        for cluster in present:
-            names.setdefault(cluster, (f"Segment {cluster} (unnamed)", GENERIC_ACTION))
-    spark = customer_features.sparkSession
-    named = names_frame(spark, names)
+    names = dict(names)
+    present = sorted(cluster_ids.values())
+    unnamed = [c for c in present if c not in names]
+    if unnamed and rules is not None:
+        taken = {name for name, _ in names.values()}
+        rows = profiles.filter(F.col(C.CLUSTER).isin(unnamed)).collect()  # K x features rows
+        names.update(name_segments(rows, [r for r in rules if r.name not in taken]))
+    for cluster in unnamed:
+        names.setdefault(cluster, (f"Segment {cluster} (unnamed)", GENERIC_ACTION))
+    named = names_frame(customer_features.sparkSession, {c: names[c] for c in present})
     return SegmentationResult(
         model=model,
         k=k,
-        names=names,
+        as_of=as_of,
+        names={c: names[c] for c in present},
+        cluster_ids=dict(cluster_ids),
         selection=selection,
         segments=customer_segments(scored, named),
-        profiles=segment_profiles(profiles, named),
+        profiles=segment_profiles(profiles, named, as_of),
         importance=feature_importance(scored, features),
         scored=scored,
     )
-
-
-def save_model(
-    model: PipelineModel,
-    warehouse_path: str,
-    *,
-    run_id: str,
-    k: int,
-    features: Sequence[str],
-    names: dict[int, tuple[str, str]],
-    as_of: date | None,
-    trained_at: datetime | None = None,
-    feature_weights: Mapping[str, float] | None = None,
-) -> str:
-    """
-    Save a fitted model and ``metadata.json`` in ``<warehouse>/_models/segmentation/<run_id>/``.
-
-    The folder starts with ``_`` so it is never taken for a table. The metadata (``run_id``,
-    ``k``, ``features``, ``feature_weights`` (those not 1.0), ``names``, ``as_of``,
-    ``trained_at``) is written last, so a folder without it is an incomplete save that
-    :func:`load_latest_model` ignores. Any file system Spark reaches (``s3a://``, ...).
-
-    Returns
-    -------
-    str
-        The run's model folder.
-    """
-    fs = FileSystem.for_session(SparkSession.active())
-    folder = join(warehouse_path, MODELS_FOLDER, run_id)
-    model.write().overwrite().save(join(folder, MODEL_SUBFOLDER))
-    metadata = {
-        "run_id": run_id,
-        "k": k,
-        "features": list(features),
-        "feature_weights": _effective_weights(feature_weights),
-        "names": {str(c): [n, a] for c, (n, a) in sorted(names.items())},
-        "as_of": as_of.isoformat() if as_of else None,
-        "trained_at": (trained_at or datetime.now(UTC)).isoformat(),
-    }
-    fs.write_text(join(folder, METADATA_FILE), json.dumps(metadata, indent=2))
-    return fs.qualified(folder)
-
-
-def load_latest_model(warehouse_path: str) -> tuple[PipelineModel, dict]:
-    """
-    The most recently trained saved model (by ``trained_at``, then ``run_id``) and its metadata.
-
-    Raises
-    ------
-    InputError
-        When the warehouse holds no saved segmentation model.
-    """
-    fs = FileSystem.for_session(SparkSession.active())
-    root = join(warehouse_path, MODELS_FOLDER)
-    found = []
-    for run_id in fs.list_dirs(root):
-        path = join(root, run_id, METADATA_FILE)
-        if fs.is_file(path):
-            metadata = json.loads(fs.read_text(path))
-            found.append((metadata.get("trained_at", ""), run_id, metadata))
-    if not found:
-        raise InputError(
-            f"no saved segmentation model under {root}: run the segment job with --mode fit first"
-        )
-    _, run_id, metadata = max(found, key=lambda item: (item[0], item[1]))
-    return PipelineModel.load(join(root, run_id, MODEL_SUBFOLDER)), metadata
 
 
 def _effective_weights(weights: Mapping[str, float] | None) -> dict[str, float]:

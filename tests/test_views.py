@@ -1,0 +1,137 @@
+"""
+Views over time: ``pipeline`` for several dates, ``segment --mode score`` on another date,
+``segment_migration``, and ``recommend`` refusing segments of another date.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from datetime import date
+
+import pytest
+from pyspark.sql import functions as F
+
+from customer_analytics import cli
+from customer_analytics import columns as C
+from customer_analytics.tables import Warehouse
+from tests.conftest import REPO
+from tests.test_backfill import invoice_lines, write_csv
+
+MARCH, JUNE = date(2011, 3, 31), date(2011, 6, 30)
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.chdir(REPO), contextlib.redirect_stdout(out):
+        code = cli.main(list(argv))
+    return code, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    return write_csv(tmp_path_factory.mktemp("views") / "lines.csv", invoice_lines())
+
+
+def settings(source: str, warehouse) -> list[str]:
+    return [
+        "--set",
+        f"source.path={source}",
+        "--set",
+        "source.kind=invoice_lines",
+        "--set",
+        f"warehouse.path={warehouse}",
+        "--set",
+        "segmentation.k=2",
+        "--set",
+        "segmentation.features=[total_visits, total_spend, recency_days]",
+    ]
+
+
+def customers_by(day: date) -> set[str]:
+    """Customers with an order on or before ``day``, from the generated rows themselves."""
+    return {str(r[6]) for r in invoice_lines() if r[4][:10] <= day.isoformat()}
+
+
+@pytest.fixture(scope="module")
+def two_dates(spark, source, tmp_path_factory):
+    warehouse = tmp_path_factory.mktemp("views") / "wh"
+    code, out = run(
+        "pipeline",
+        "--as-of",
+        JUNE.isoformat(),
+        "--as-of",
+        MARCH.isoformat(),
+        *settings(source, warehouse),
+    )
+    assert code == 0, out
+    return Warehouse.for_path(spark, str(warehouse)), out
+
+
+def test_pipeline_for_two_dates_runs_the_stages_for_each_oldest_first(two_dates):
+    warehouse, out = two_dates
+    history = warehouse.read("segment_history")
+    dates = sorted(r[0] for r in history.select(C.AS_OF).distinct().collect())
+    assert dates == [MARCH, JUNE]
+    assert out.index(f"features {MARCH}") < out.index(f"features {JUNE}")
+    # the last date's tables are the ones left in place
+    assert warehouse.read("customer_segments").select(C.AS_OF).distinct().collect() == [(JUNE,)]
+
+
+def test_migration_counts_every_customer_of_either_date_once(two_dates):
+    warehouse, _ = two_dates
+    moves = warehouse.read("segment_migration")
+    march, june = customers_by(MARCH), customers_by(JUNE)
+    # nobody lapses here: a customer with a visit by March still has one by June
+    assert march <= june
+    assert moves.agg(F.sum(C.CUSTOMERS)).first()[0] == len(june)
+    joined = moves.filter(F.col(C.FROM_SEGMENT) == "(new)").agg(F.sum(C.CUSTOMERS)).first()[0]
+    assert joined == len(june - march)
+    assert moves.filter(F.col(C.TO_SEGMENT) == "(lapsed)").count() == 0
+    shares = moves.groupBy(C.FROM_SEGMENT).agg(F.sum(C.SHARE).alias("total")).collect()
+    assert all(abs(r["total"] - 1.0) < 1e-9 for r in shares)
+    assert {(r[0], r[1]) for r in moves.select(C.FROM_AS_OF, C.TO_AS_OF).collect()} == {
+        (MARCH, JUNE)
+    }
+
+
+def test_the_segment_job_prints_the_matrix_into_its_date(two_dates):
+    _, out = two_dates
+    assert f"{MARCH} -> {JUNE}" in out or f"{MARCH} → {JUNE}" in out
+
+
+def test_score_mode_applies_the_saved_model_to_another_date(spark, source, tmp_path):
+    warehouse = tmp_path / "wh"
+    common = settings(source, warehouse)
+    assert run("pipeline", "--as-of", MARCH.isoformat(), *common)[0] == 0
+    assert run("features", "--as-of", JUNE.isoformat(), *common)[0] == 0
+    code, out = run("segment", "--mode", "score", "--as-of", JUNE.isoformat(), *common)
+
+    assert code == 0, out
+    assert f"fitted as of {MARCH}" in out
+    tables = Warehouse.for_path(spark, str(warehouse))
+    segments = tables.read("customer_segments")
+    assert segments.select(C.AS_OF).distinct().collect() == [(JUNE,)]
+    assert segments.count() == len(customers_by(JUNE))
+    march = tables.read("segment_history").filter(F.col(C.AS_OF) == MARCH)
+    published = {(r[C.CLUSTER], r[C.SEGMENT_NAME]) for r in march.collect()}
+    assert {(r[C.CLUSTER], r[C.SEGMENT_NAME]) for r in segments.collect()} <= published
+
+
+def test_recommend_refuses_segments_of_another_date(source, tmp_path, capsys):
+    common = settings(source, tmp_path / "wh")
+    assert run("pipeline", "--as-of", MARCH.isoformat(), *common)[0] == 0
+    capsys.readouterr()
+
+    code, _ = run("recommend", "--as-of", JUNE.isoformat(), *common)
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert f"table 'customer_segments' is as of {MARCH}, not {JUNE}" in err[0]
+
+
+def test_several_dates_are_only_for_pipeline(source, tmp_path, capsys):
+    code, _ = run("features", "--as-of", "2011-03-31", "--as-of", "2011-06-30")
+    assert code == 2
+    assert "--as-of: features runs for one date; pipeline takes several" in capsys.readouterr().err
