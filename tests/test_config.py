@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from importlib import resources
 
 import pytest
 
-from customer_analytics import config
+from customer_analytics import config, source_kinds
 from customer_analytics.errors import ConfigError, InputError
 
 
@@ -125,3 +126,38 @@ def test_bundled_configurations_are_valid():
     for name in ("local", "cluster", "databricks"):
         cfg = config.load(f"conf/{name}.yaml")
         assert cfg.source.exclude_periods[0].start == date(2021, 1, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Domain defaults beside their stages
+
+
+def test_default_segment_names_come_from_the_packaged_yaml():
+    rules = config.SegmentationConfig().segment_names
+
+    assert [r.name for r in rules] == [
+        "Champions",
+        "Loyal regulars",
+        "Big-basket occasionals",
+        "New customers",
+        "At risk",
+        "Lapsed low-value",
+        "Frequent returners",
+    ]
+    at_risk = rules[4]
+    assert [(c.feature, c.above, c.below) for c in at_risk.when] == [
+        ("recency_days", 0.3, None),
+        ("total_visits", 1.0, None),
+        ("total_spend", 0.8, None),
+    ]
+
+
+def test_the_default_segment_names_file_is_package_data():
+    packaged = resources.files("customer_analytics") / "defaults" / "segment_names.yaml"
+    assert packaged.is_file()
+
+
+def test_source_kind_defaults_are_still_reachable_through_config():
+    assert config.DEFAULT_COLUMNS is source_kinds.DEFAULT_COLUMNS
+    assert config.REQUIRED_COLUMNS["transactions"] == ("customer_id", "order_ts", "order_amount")
+    assert config.DEFAULT_DATE_FORMATS["basket_lines"][0] == "yyyyMMdd"

@@ -7,120 +7,42 @@ parsed as YAML, so ``--set segmentation.k=4`` gives an int), and validates every
 pydantic. Any problem raises :class:`ConfigError` with one line naming the key, e.g.
 ``segmentation.k_min: Input should be greater than or equal to 2 (got 1)``.
 
+The defaults of the domain live beside their stages: the source kinds' columns, date formats
+and rule switches in :mod:`customer_analytics.source_kinds`, the default segment naming rules
+in ``defaults/segment_names.yaml`` of this package.
+
 Relative paths (``source.path``, ``warehouse.path``, ``report.path``) are relative to the
 working directory the job is started from.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import math
 import os
 from datetime import date
+from importlib import resources
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from customer_analytics.errors import ConfigError, InputError
+
+# The source kinds' defaults live beside the sources; config.DEFAULT_COLUMNS etc. still work.
+from customer_analytics.source_kinds import (  # noqa: F401 (re-exported)
+    DEFAULT_COLUMNS,
+    DEFAULT_DATE_FORMATS,
+    OPTIONAL_EXTRA_COLUMNS,
+    REQUIRED_COLUMNS,
+    SOURCE_KINDS,
+)
 from customer_analytics.storage import has_scheme
 
-SOURCE_KINDS = ("product_json", "invoice_lines", "basket_lines", "transactions")
+#: The default ``segmentation.segment_names``, a file of this package (SPEC section 4).
+DEFAULT_SEGMENT_NAMES_FILE = "defaults/segment_names.yaml"
 
-#: Canonical column -> column in the source file, per source kind (SPEC section 2 and 10).
-DEFAULT_COLUMNS: dict[str, dict[str, str]] = {
-    "product_json": {
-        "order_id": "transaction_id",
-        "customer_id": "customer_id",
-        "order_ts": "transaction_date",
-        "store_id": "location",
-        "order_amount": "total_amt",
-        "discount": "discount",
-        "paid_amount": "paid_amt",
-        "product_json": "product_json",
-    },
-    "invoice_lines": {
-        "order_id": "InvoiceNo",
-        "product_id": "StockCode",
-        "product_name": "Description",
-        "quantity": "Quantity",
-        "order_ts": "InvoiceDate",
-        "unit_price": "UnitPrice",
-        "customer_id": "CustomerID",
-        "country": "Country",
-    },
-    "basket_lines": {
-        "order_id": "BASKET_ID",
-        "customer_id": "CUST_CODE",
-        "order_ts": "SHOP_DATE",
-        "product_id": "PROD_CODE",
-        "quantity": "QUANTITY",
-        "line_amount": "SPEND",
-        "store_id": "STORE_CODE",
-        "price_sensitivity": "CUST_PRICE_SENSITIVITY",
-        "lifestage": "CUST_LIFESTAGE",
-    },
-    "transactions": {
-        "customer_id": "customer_id",
-        "order_ts": "date",
-        "order_amount": "amount",
-        "order_id": "order_id",
-        "quantity": "quantity",
-        "product_id": "product_id",
-    },
-}
-
-#: Canonical columns that must be present in the file, per kind; the others are optional.
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "product_json": ("order_id", "customer_id", "order_ts", "order_amount", "product_json"),
-    "invoice_lines": (
-        "order_id",
-        "product_id",
-        "quantity",
-        "order_ts",
-        "unit_price",
-        "customer_id",
-    ),
-    "basket_lines": (
-        "order_id",
-        "customer_id",
-        "order_ts",
-        "product_id",
-        "quantity",
-        "line_amount",
-    ),
-    "transactions": ("customer_id", "order_ts", "order_amount"),
-}
-
-#: Canonical columns a kind accepts but does not require ("order_date" may replace "order_ts").
-OPTIONAL_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
-    "product_json": ("country",),
-    "invoice_lines": ("store_id",),
-    "basket_lines": ("order_date", "country"),
-    "transactions": ("order_date", "store_id", "country"),
-}
-
-#: Date formats tried in order (Spark datetime patterns); the first that parses wins.
-DEFAULT_DATE_FORMATS: dict[str, list[str]] = {
-    "product_json": [
-        "yyyy-MM-dd HH:mm:ss",
-        "yyyy-MM-dd HH:mm",
-        "yyyy-MM-dd",
-        "dd/MM/yyyy HH:mm",
-        "M/d/yyyy H:mm",
-        "yyyyMMdd",
-    ],
-    "invoice_lines": [
-        "yyyy-MM-dd HH:mm:ss",
-        "yyyy-MM-dd HH:mm",
-        "yyyy-MM-dd",
-        "M/d/yyyy H:mm",
-        "dd/MM/yyyy HH:mm",
-        "yyyyMMdd",
-    ],
-    "basket_lines": ["yyyyMMdd", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd"],
-    "transactions": ["yyyy-MM-dd", "yyyy-MM-dd HH:mm:ss", "yyyyMMdd", "M/d/yyyy", "dd/MM/yyyy"],
-}
 
 #: Default ``segmentation.features``: one column per behaviour, none derivable from the others.
 #:
@@ -286,58 +208,19 @@ class SegmentRule(_Section):
     when: list[IndexCondition] = Field(min_length=1)
 
 
-def _cond(feature: str, above: float | None = None, below: float | None = None) -> dict:
-    return {"feature": feature, "above": above, "below": below}
+@functools.cache
+def _default_segment_rules() -> tuple[SegmentRule, ...]:
+    text = (
+        resources.files("customer_analytics")
+        .joinpath(DEFAULT_SEGMENT_NAMES_FILE)
+        .read_text("utf-8")
+    )
+    return tuple(SegmentRule.model_validate(rule) for rule in yaml.safe_load(text))
 
 
-#: Default naming rules (SPEC section 4); see ``segmentation.name_segments`` for the matching.
-DEFAULT_SEGMENT_RULES: list[dict] = [
-    {
-        "name": "Champions",
-        "action": "Reward and upsell: loyalty perks, early access, premium ranges",
-        "when": [
-            _cond("total_spend", above=1.5),
-            _cond("total_visits", above=1.3),
-            _cond("recency_days", below=0.8),
-        ],
-    },
-    {
-        "name": "Loyal regulars",
-        "action": "Keep them engaged: points multipliers and personalised cross-sell",
-        "when": [_cond("total_visits", above=1.1), _cond("recency_days", below=1.0)],
-    },
-    {
-        "name": "Big-basket occasionals",
-        "action": "Bundle offers and visit-frequency incentives on their large baskets",
-        "when": [_cond("avg_basket_spend", above=1.2), _cond("total_visits", below=1.0)],
-    },
-    {
-        "name": "New customers",
-        "action": "Welcome series: onboarding content and an offer on the next purchase",
-        "when": [_cond("total_visits", below=0.8), _cond("recency_days", below=0.8)],
-    },
-    {
-        # recency against the overall mean, which long-lapsed customers inflate: on the
-        # generated data the planted at-risk group (275 days) has a recency index of 0.46
-        "name": "At risk",
-        "action": "Win back before they lapse: personalised reminder and a time-limited offer",
-        "when": [
-            _cond("recency_days", above=0.3),
-            _cond("total_visits", above=1.0),
-            _cond("total_spend", above=0.8),
-        ],
-    },
-    {
-        "name": "Lapsed low-value",
-        "action": "Low-cost reactivation e-mail; otherwise deprioritise spend",
-        "when": [_cond("recency_days", above=1.2), _cond("total_spend", below=0.8)],
-    },
-    {
-        "name": "Frequent returners",
-        "action": "Review their returns: sizing and product information, then returns policy",
-        "when": [_cond("return_rate", above=2.0)],
-    },
-]
+def default_segment_rules() -> list[SegmentRule]:
+    """The default naming rules, from ``defaults/segment_names.yaml`` of this package."""
+    return list(_default_segment_rules())
 
 
 class SegmentationConfig(_Section):
@@ -356,9 +239,7 @@ class SegmentationConfig(_Section):
     n_init: int = Field(3, ge=1)
     imputer_strategy: Literal["mean", "median", "mode"] = "median"
     #: Naming rules, tried by best score (``segmentation.name_segments``); names must be unique.
-    segment_names: list[SegmentRule] = Field(
-        default_factory=lambda: [SegmentRule.model_validate(r) for r in DEFAULT_SEGMENT_RULES]
-    )
+    segment_names: list[SegmentRule] = Field(default_factory=default_segment_rules)
 
     @model_validator(mode="after")
     def _k_range(self) -> SegmentationConfig:
