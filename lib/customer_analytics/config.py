@@ -7,6 +7,10 @@ parsed as YAML, so ``--set segmentation.k=4`` gives an int), and validates every
 pydantic. Any problem raises :class:`ConfigError` with one line naming the key, e.g.
 ``segmentation.k_min: Input should be greater than or equal to 2 (got 1)``.
 
+Names are checked here too, before Spark starts: ``segmentation.features``, the keys of
+``segmentation.feature_weights`` and the columns the naming rules test must be numeric columns
+of ``customer_features`` (:data:`columns.NUMERIC_CUSTOMER_FEATURES`).
+
 The defaults of the domain live beside their stages: the source kinds' columns, date formats
 and rule switches in :mod:`customer_analytics.source_kinds`, the default segment naming rules
 in ``defaults/segment_names.yaml`` of this package.
@@ -26,8 +30,18 @@ from importlib import resources
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from customer_analytics.columns import NUMERIC_CUSTOMER_FEATURES
 from customer_analytics.errors import ConfigError, InputError
 
 # The source kinds' defaults live beside the sources; config.DEFAULT_COLUMNS etc. still work.
@@ -223,8 +237,31 @@ def default_segment_rules() -> list[SegmentRule]:
     return list(_default_segment_rules())
 
 
+def _not_numeric_features(names: list[str]) -> str | None:
+    """
+    What is wrong with ``names`` as columns for segmentation, or None: each must be a numeric
+    column of ``customer_features``.
+    """
+    bad = [n for n in names if n not in NUMERIC_CUSTOMER_FEATURES]
+    if not bad:
+        return None
+    what = "is not a numeric column" if len(bad) == 1 else "are not numeric columns"
+    return (
+        f"{', '.join(bad)} {what} of customer_features (numeric columns: "
+        f"{', '.join(NUMERIC_CUSTOMER_FEATURES)})"
+    )
+
+
 class SegmentationConfig(_Section):
-    features: list[str] = Field(default_factory=lambda: list(DEFAULT_SEGMENTATION_FEATURES))
+    """
+    The ``segment`` job. Every column it names (``features``, the keys of ``feature_weights``,
+    the ``feature`` of each naming rule's conditions) must be a numeric column of
+    ``customer_features`` (:data:`columns.NUMERIC_CUSTOMER_FEATURES`).
+    """
+
+    features: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SEGMENTATION_FEATURES), validate_default=True
+    )
     #: Feature -> weight (> 0) applied after standardization; features not listed weigh 1.0.
     feature_weights: dict[str, float] = Field(default_factory=dict)
     k: int | None = Field(None, ge=2)
@@ -239,7 +276,49 @@ class SegmentationConfig(_Section):
     n_init: int = Field(3, ge=1)
     imputer_strategy: Literal["mean", "median", "mode"] = "median"
     #: Naming rules, tried by best score (``segmentation.name_segments``); names must be unique.
-    segment_names: list[SegmentRule] = Field(default_factory=default_segment_rules)
+    segment_names: list[SegmentRule] = Field(
+        default_factory=default_segment_rules, validate_default=True
+    )
+
+    @field_validator("features")
+    @classmethod
+    def _numeric_features(cls, features: list[str]) -> list[str]:
+        problem = _not_numeric_features(features)
+        if problem:
+            raise PydanticCustomError("feature_name", problem)
+        return features
+
+    @field_validator("feature_weights")
+    @classmethod
+    def _weights_of_features(
+        cls, weights: dict[str, float], info: ValidationInfo
+    ) -> dict[str, float]:
+        # features is validated first; when it failed, its own error is reported
+        features = info.data.get("features")
+        unknown = [] if features is None else [f for f in weights if f not in features]
+        if unknown:
+            raise PydanticCustomError(
+                "feature_name",
+                f"{', '.join(unknown)} not in segmentation.features ({', '.join(features)})",
+            )
+        bad = sorted(f for f, w in weights.items() if not (w > 0 and math.isfinite(w)))
+        if bad:
+            raise ValueError(f"the weight of {', '.join(bad)} must be a finite number > 0")
+        return weights
+
+    @field_validator("segment_names")
+    @classmethod
+    def _rules_test_numeric_features(cls, rules: list[SegmentRule]) -> list[SegmentRule]:
+        for number, rule in enumerate(rules):
+            for position, condition in enumerate(rule.when):
+                problem = _not_numeric_features([condition.feature])
+                if problem:
+                    raise PydanticCustomError(
+                        "feature_name",
+                        f"rule {rule.name!r}: {problem}",
+                        {"subkey": f"{number}.when.{position}.feature"},
+                    )
+        return rules
 
     @model_validator(mode="after")
     def _k_range(self) -> SegmentationConfig:
@@ -247,14 +326,6 @@ class SegmentationConfig(_Section):
             raise ValueError(f"k_min {self.k_min} is greater than k_max {self.k_max}")
         if not self.features:
             raise ValueError("features must list at least one column")
-        unknown = sorted(set(self.feature_weights) - set(self.features))
-        if unknown:
-            raise ValueError(f"feature_weights: {', '.join(unknown)} not in features")
-        bad = sorted(f for f, w in self.feature_weights.items() if not (w > 0 and math.isfinite(w)))
-        if bad:
-            raise ValueError(
-                f"feature_weights: the weight of {', '.join(bad)} must be a finite number > 0"
-            )
         names = [rule.name for rule in self.segment_names]
         if len(set(names)) != len(names):
             raise ValueError("segment_names: each name must be unique")
@@ -464,12 +535,16 @@ def source_paths(source: SourceConfig) -> list[str]:
 def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
-        key = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        message = error["msg"]
+        subkey = (error.get("ctx") or {}).get("subkey")  # set by a validator of a list
+        loc = [*error["loc"], subkey] if subkey else error["loc"]
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         elif error["type"] == "missing":
             message = "required value is missing"
+        elif error["type"] == "feature_name":
+            pass  # the message names what is wrong
         elif "input" in error and not isinstance(error["input"], dict | list):
             message = f"{message} (got {error['input']!r})"
         parts.append(f"{key}: {message}")
