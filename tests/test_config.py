@@ -37,7 +37,7 @@ def test_set_overrides_parse_values_as_yaml(tmp_path):
             "segmentation.k=4",
             "source.columns.customer_id=Customer ID",
             "features.as_of=2011-12-09",
-            "clv.horizons_days=[30, 60]",
+            "clv.period=week",
             "spark.conf.spark.sql.shuffle.partitions=4",
         ],
     )
@@ -45,7 +45,7 @@ def test_set_overrides_parse_values_as_yaml(tmp_path):
     assert cfg.segmentation.k == 4
     assert cfg.source.column_mapping()["customer_id"] == "Customer ID"
     assert cfg.features.as_of == date(2011, 12, 9)
-    assert cfg.clv.horizons_days == [30, 60]
+    assert cfg.clv.period == "week"
 
 
 def test_dotted_spark_keys_are_kept_whole_in_the_file(tmp_path):
@@ -231,3 +231,42 @@ def test_a_wrong_feature_name_exits_2_before_any_job_runs(tmp_path, capsys):
     assert "segmentation.features: spend is not a numeric column" in err
     assert err.count("\n") == 1
     assert not (tmp_path / "wh").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys reserved for the stages not built yet
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "stage"),
+    [
+        ("clv", "penalizer", "0.1", "clv"),
+        ("clv", "horizons_days", "[30, 60]", "clv"),
+        ("report", "path", "reports", "report"),
+    ],
+)
+def test_a_reserved_key_set_in_the_file_is_refused(tmp_path, section, key, value, stage):
+    path = write_yaml(tmp_path, f"source: {{path: x}}\n{section}: {{{key}: {value}}}\n")
+
+    with pytest.raises(ConfigError) as error:
+        config.load(path)
+
+    reserved = f"reserved for the {stage} stage, which is not built yet; remove it"
+    assert str(error.value) == f"{path}: {section}.{key}: {reserved}"
+
+
+def test_a_reserved_key_set_with_set_is_refused_even_at_its_default(tmp_path):
+    path = write_yaml(tmp_path, "source: {path: x}\n")
+
+    with pytest.raises(ConfigError, match="clv.penalizer: reserved for the clv stage"):
+        config.load(path, ["clv.penalizer=0.0"])
+
+
+def test_reserved_defaults_do_not_stop_a_reload_and_clv_period_stays(tmp_path):
+    cfg = config.load(write_yaml(tmp_path, "source: {path: x}\nclv: {period: week}\n"))
+
+    reloaded = cfg.with_overrides(["features.as_of=2024-01-31"])  # dumps and validates again
+
+    assert reloaded.clv.period == "week"
+    assert "penalizer" not in reloaded.model_dump()["clv"]
+    assert reloaded.model_dump()["report"] == {}

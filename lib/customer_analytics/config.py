@@ -9,14 +9,16 @@ pydantic. Any problem raises :class:`ConfigError` with one line naming the key, 
 
 Names are checked here too, before Spark starts: ``segmentation.features``, the keys of
 ``segmentation.feature_weights`` and the columns the naming rules test must be numeric columns
-of ``customer_features`` (:data:`columns.NUMERIC_CUSTOMER_FEATURES`).
+of ``customer_features`` (:data:`columns.NUMERIC_CUSTOMER_FEATURES`). Keys reserved for stages
+that are not built yet (``clv.penalizer``, ``clv.horizons_days``, ``report.path``) are refused
+when set, so a setting that would do nothing is not silently accepted.
 
 The defaults of the domain live beside their stages: the source kinds' columns, date formats
 and rule switches in :mod:`customer_analytics.source_kinds`, the default segment naming rules
 in ``defaults/segment_names.yaml`` of this package.
 
-Relative paths (``source.path``, ``warehouse.path``, ``report.path``) are relative to the
-working directory the job is started from.
+Relative paths (``source.path``, ``warehouse.path``) are relative to the working directory the
+job is started from.
 """
 
 from __future__ import annotations
@@ -181,8 +183,22 @@ class WarehouseConfig(_Section):
     delta: Literal["auto", "native", "deltalake"] = "auto"
 
 
+def _reserved(stage: str) -> PydanticCustomError:
+    """The error for a key set that only the ``stage``, not built yet, will read."""
+    return PydanticCustomError(
+        "reserved", f"reserved for the {stage} stage, which is not built yet; remove it"
+    )
+
+
 class ReportConfig(_Section):
-    path: str = "report"
+    """The report stage, not built yet: ``path`` is reserved (its default is unused)."""
+
+    path: str = Field("report", exclude=True)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _refuse_reserved(cls, value: Any) -> Any:
+        raise _reserved("report")
 
 
 class FeaturesConfig(_Section):
@@ -192,9 +208,20 @@ class FeaturesConfig(_Section):
 
 
 class ClvConfig(_Section):
+    """
+    ``period`` is the unit of the BTYD ``recency`` and ``T`` of ``customer_features``.
+    ``penalizer`` and ``horizons_days`` are reserved for the clv stage, not built yet: refused
+    when set, their defaults unused.
+    """
+
     period: Literal["day", "week"] = "day"
-    penalizer: float = Field(0.0, ge=0)
-    horizons_days: list[int] = Field(default_factory=lambda: [90, 365])
+    penalizer: float = Field(0.0, ge=0, exclude=True)
+    horizons_days: list[int] = Field(default_factory=lambda: [90, 365], exclude=True)
+
+    @field_validator("penalizer", "horizons_days", mode="before")
+    @classmethod
+    def _refuse_reserved(cls, value: Any) -> Any:
+        raise _reserved("clv")
 
 
 class IndexCondition(_Section):
@@ -543,7 +570,7 @@ def _describe(exc: ValidationError) -> str:
             message = "unknown key"
         elif error["type"] == "missing":
             message = "required value is missing"
-        elif error["type"] == "feature_name":
+        elif error["type"] in ("reserved", "feature_name"):
             pass  # the message names what is wrong
         elif "input" in error and not isinstance(error["input"], dict | list):
             message = f"{message} (got {error['input']!r})"
