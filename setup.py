@@ -28,6 +28,9 @@ setup(
     package_dir={"": "lib"},
     packages=find_packages("lib"),
     include_package_data=True,
+    # defaults shipped as data files (the default segment naming rules); MANIFEST.in puts
+    # them in the source distribution too
+    package_data={"customer_analytics.defaults": ["*.yaml"]},
     install_requires=[
         "deltalake>=1.1,<2",
         "pyarrow>=15",

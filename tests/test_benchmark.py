@@ -16,7 +16,7 @@ from types import ModuleType
 import pytest
 
 from customer_analytics import columns as C
-from customer_analytics.config import DEFAULT_DATE_FORMATS
+from customer_analytics.source_kinds import DEFAULT_DATE_FORMATS
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
+from importlib import resources
 
 import pytest
 
-from customer_analytics import config
+from customer_analytics import cli, config, source_kinds
+from customer_analytics import columns as C
 from customer_analytics.errors import ConfigError, InputError
 
 
@@ -35,7 +37,7 @@ def test_set_overrides_parse_values_as_yaml(tmp_path):
             "segmentation.k=4",
             "source.columns.customer_id=Customer ID",
             "features.as_of=2011-12-09",
-            "clv.horizons_days=[30, 60]",
+            "clv.period=week",
             "spark.conf.spark.sql.shuffle.partitions=4",
         ],
     )
@@ -43,7 +45,7 @@ def test_set_overrides_parse_values_as_yaml(tmp_path):
     assert cfg.segmentation.k == 4
     assert cfg.source.column_mapping()["customer_id"] == "Customer ID"
     assert cfg.features.as_of == date(2011, 12, 9)
-    assert cfg.clv.horizons_days == [30, 60]
+    assert cfg.clv.period == "week"
 
 
 def test_dotted_spark_keys_are_kept_whole_in_the_file(tmp_path):
@@ -68,14 +70,14 @@ def test_dotted_spark_keys_are_kept_whole_in_the_file(tmp_path):
         ("source: {path: x}\n", ["source.path.deeper=1"], "source.path is not a section"),
         ("source: [unclosed\n", [], "is not valid YAML"),
         (
-            "source: {path: x}\nsegmentation: {features: [a, b], feature_weights: {c: 2}}\n",
+            "source: {path: x}\nsegmentation: {features: [mtbp_days], feature_weights: {T: 2}}\n",
             [],
-            "feature_weights: c not in features",
+            "segmentation.feature_weights: T not in segmentation.features (mtbp_days)",
         ),
         (
-            "source: {path: x}\nsegmentation: {features: [a, b], feature_weights: {a: 0}}\n",
+            "source: {path: x}\nsegmentation: {feature_weights: {mtbp_days: 0}}\n",
             [],
-            "the weight of a must be a finite number > 0",
+            "segmentation.feature_weights: the weight of mtbp_days must be a finite number > 0",
         ),
         ("source: {path: x}\n", ["segmentation.feature_weights={recency_days: -1}"], "> 0"),
         ("source: {path: x}\n", ["segmentation.n_init=0"], "segmentation.n_init: Input should"),
@@ -125,3 +127,146 @@ def test_bundled_configurations_are_valid():
     for name in ("local", "cluster", "databricks"):
         cfg = config.load(f"conf/{name}.yaml")
         assert cfg.source.exclude_periods[0].start == date(2021, 1, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Domain defaults beside their stages
+
+
+def test_default_segment_names_come_from_the_packaged_yaml():
+    rules = config.SegmentationConfig().segment_names
+
+    assert [r.name for r in rules] == [
+        "Champions",
+        "Loyal regulars",
+        "Big-basket occasionals",
+        "New customers",
+        "At risk",
+        "Lapsed low-value",
+        "Frequent returners",
+    ]
+    at_risk = rules[4]
+    assert [(c.feature, c.above, c.below) for c in at_risk.when] == [
+        ("recency_days", 0.3, None),
+        ("total_visits", 1.0, None),
+        ("total_spend", 0.8, None),
+    ]
+
+
+def test_the_default_segment_names_file_is_package_data():
+    packaged = resources.files("customer_analytics") / "defaults" / "segment_names.yaml"
+    assert packaged.is_file()
+
+
+def test_source_kind_defaults_are_still_reachable_through_config():
+    assert config.DEFAULT_COLUMNS is source_kinds.DEFAULT_COLUMNS
+    assert config.REQUIRED_COLUMNS["transactions"] == ("customer_id", "order_ts", "order_amount")
+    assert config.DEFAULT_DATE_FORMATS["basket_lines"][0] == "yyyyMMdd"
+
+
+# ---------------------------------------------------------------------------------------------
+# Names checked against the customer feature columns, before Spark starts
+
+
+def test_a_segmentation_feature_that_is_no_column_is_named_with_its_key(tmp_path):
+    path = write_yaml(tmp_path, "source: {path: x}\n")
+
+    with pytest.raises(ConfigError) as error:
+        config.load(path, ["segmentation.features=[total_visits, total_vists]"])
+
+    assert str(error.value).startswith(
+        f"{path}: segmentation.features: total_vists is not a numeric column of customer_features"
+    )
+
+
+@pytest.mark.parametrize("column", [C.CUSTOMER_ID, C.FIRST_ORDER_DATE, C.RFM_SEGMENT, C.COUNTRY])
+def test_a_segmentation_feature_that_is_not_numeric_is_refused(tmp_path, column):
+    path = write_yaml(tmp_path, "source: {path: x}\n")
+
+    with pytest.raises(ConfigError, match=f"segmentation.features: {column} is not a numeric"):
+        config.load(path, [f"segmentation.features=[total_visits, {column}]"])
+
+
+def test_every_numeric_customer_feature_may_be_clustered(tmp_path):
+    path = write_yaml(tmp_path, "source: {path: x}\n")
+    every = ", ".join(C.NUMERIC_CUSTOMER_FEATURES)
+
+    cfg = config.load(path, [f"segmentation.features=[{every}]"])
+
+    assert cfg.segmentation.features == C.NUMERIC_CUSTOMER_FEATURES
+    assert len(cfg.segmentation.features) == 35  # 44 columns less 9 ids, dates and labels
+
+
+def test_a_naming_rule_on_an_unknown_column_is_named_with_its_key(tmp_path):
+    path = write_yaml(
+        tmp_path,
+        "source: {path: x}\n"
+        "segmentation:\n"
+        "  segment_names:\n"
+        "    - {name: Big, action: thank, when: [{feature: total_spend, above: 1.5}]}\n"
+        "    - name: Local\n"
+        "      action: invite\n"
+        "      when: [{feature: recency_days, below: 1}, {feature: store_id, above: 1}]\n",
+    )
+
+    with pytest.raises(ConfigError) as error:
+        config.load(path)
+
+    # the second rule's second condition
+    assert str(error.value).startswith(
+        f"{path}: segmentation.segment_names.1.when.1.feature: rule 'Local': store_id is not a "
+        "numeric column of customer_features"
+    )
+
+
+def test_a_wrong_feature_name_exits_2_before_any_job_runs(tmp_path, capsys):
+    path = write_yaml(
+        tmp_path, f"source: {{path: {tmp_path}}}\nwarehouse: {{path: {tmp_path}/wh}}\n"
+    )
+
+    code = cli.main(["segment", "--conf", str(path), "--set", "segmentation.features=[spend]"])
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "segmentation.features: spend is not a numeric column" in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "wh").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys reserved for the stages not built yet
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "stage"),
+    [
+        ("clv", "penalizer", "0.1", "clv"),
+        ("clv", "horizons_days", "[30, 60]", "clv"),
+        ("report", "path", "reports", "report"),
+    ],
+)
+def test_a_reserved_key_set_in_the_file_is_refused(tmp_path, section, key, value, stage):
+    path = write_yaml(tmp_path, f"source: {{path: x}}\n{section}: {{{key}: {value}}}\n")
+
+    with pytest.raises(ConfigError) as error:
+        config.load(path)
+
+    reserved = f"reserved for the {stage} stage, which is not built yet; remove it"
+    assert str(error.value) == f"{path}: {section}.{key}: {reserved}"
+
+
+def test_a_reserved_key_set_with_set_is_refused_even_at_its_default(tmp_path):
+    path = write_yaml(tmp_path, "source: {path: x}\n")
+
+    with pytest.raises(ConfigError, match="clv.penalizer: reserved for the clv stage"):
+        config.load(path, ["clv.penalizer=0.0"])
+
+
+def test_reserved_defaults_do_not_stop_a_reload_and_clv_period_stays(tmp_path):
+    cfg = config.load(write_yaml(tmp_path, "source: {path: x}\nclv: {period: week}\n"))
+
+    reloaded = cfg.with_overrides(["features.as_of=2024-01-31"])  # dumps and validates again
+
+    assert reloaded.clv.period == "week"
+    assert "penalizer" not in reloaded.model_dump()["clv"]
+    assert reloaded.model_dump()["report"] == {}

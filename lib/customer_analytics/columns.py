@@ -100,6 +100,75 @@ M_SCORE = "m_score"
 RFM_SCORE = "rfm_score"
 RFM_SEGMENT = "rfm_segment"
 
+#: The columns of ``customer_features``, in table order (``features.customer_features``).
+CUSTOMER_FEATURE_COLUMNS = [
+    CUSTOMER_ID,
+    AS_OF,
+    TOTAL_VISITS,
+    TOTAL_SPEND,
+    TOTAL_ITEMS,
+    DISTINCT_PRODUCTS,
+    FIRST_ORDER_DATE,
+    LAST_ORDER_DATE,
+    TENURE_WEEKS,
+    ACTIVE_WEEKS,
+    AVG_WEEKLY_VISITS,
+    AVG_WEEKLY_SPEND,
+    VISITS_PER_TENURE_WEEK,
+    AVG_BASKET_SPEND,
+    ARPU,
+    AVG_UNIT_PRICE,
+    AVG_BASKET_ITEMS,
+    LAST_BASKET_SPEND,
+    PREV1_BASKET_SPEND,
+    PREV2_BASKET_SPEND,
+    VISIT_SPAN_DAYS,
+    MTBP_DAYS,
+    RECENCY_DAYS,
+    ACTIVE_MONTHS,
+    AVG_MONTHLY_SPEND,
+    SPEND_TREND,
+    RETURN_ORDERS,
+    RETURN_RATE,
+    RETURNED_AMOUNT,
+    LTV_HISTORIC,
+    LTV_SIMPLE,
+    FREQUENCY,
+    RECENCY,
+    T,
+    MONETARY_VALUE,
+    R_SCORE,
+    F_SCORE,
+    M_SCORE,
+    RFM_SCORE,
+    RFM_SEGMENT,
+    STORE_ID,
+    COUNTRY,
+    PRICE_SENSITIVITY,
+    LIFESTAGE,
+]
+
+#: The columns of ``customer_features`` that are not numbers: ids, dates and labels.
+NON_NUMERIC_CUSTOMER_FEATURES = frozenset(
+    {
+        CUSTOMER_ID,
+        AS_OF,
+        FIRST_ORDER_DATE,
+        LAST_ORDER_DATE,
+        RFM_SEGMENT,
+        STORE_ID,
+        COUNTRY,
+        PRICE_SENSITIVITY,
+        LIFESTAGE,
+    }
+)
+
+#: The numeric columns of ``customer_features``, in table order: the names
+#: ``segmentation.features``, ``segmentation.feature_weights`` and the naming rules may use.
+NUMERIC_CUSTOMER_FEATURES = [
+    c for c in CUSTOMER_FEATURE_COLUMNS if c not in NON_NUMERIC_CUSTOMER_FEATURES
+]
+
 # Monthly sales (table ``monthly_sales``, SPEC section 7)
 MONTH = "month"
 ORDERS = "orders"

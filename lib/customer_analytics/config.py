@@ -7,120 +7,58 @@ parsed as YAML, so ``--set segmentation.k=4`` gives an int), and validates every
 pydantic. Any problem raises :class:`ConfigError` with one line naming the key, e.g.
 ``segmentation.k_min: Input should be greater than or equal to 2 (got 1)``.
 
-Relative paths (``source.path``, ``warehouse.path``, ``report.path``) are relative to the
-working directory the job is started from.
+Names are checked here too, before Spark starts: ``segmentation.features``, the keys of
+``segmentation.feature_weights`` and the columns the naming rules test must be numeric columns
+of ``customer_features`` (:data:`columns.NUMERIC_CUSTOMER_FEATURES`). Keys reserved for stages
+that are not built yet (``clv.penalizer``, ``clv.horizons_days``, ``report.path``) are refused
+when set, so a setting that would do nothing is not silently accepted.
+
+The defaults of the domain live beside their stages: the source kinds' columns, date formats
+and rule switches in :mod:`customer_analytics.source_kinds`, the default segment naming rules
+in ``defaults/segment_names.yaml`` of this package.
+
+Relative paths (``source.path``, ``warehouse.path``) are relative to the working directory the
+job is started from.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import math
 import os
 from datetime import date
+from importlib import resources
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from customer_analytics.columns import NUMERIC_CUSTOMER_FEATURES
 from customer_analytics.errors import ConfigError, InputError
+
+# The source kinds' defaults live beside the sources; config.DEFAULT_COLUMNS etc. still work.
+from customer_analytics.source_kinds import (  # noqa: F401 (re-exported)
+    DEFAULT_COLUMNS,
+    DEFAULT_DATE_FORMATS,
+    OPTIONAL_EXTRA_COLUMNS,
+    REQUIRED_COLUMNS,
+    SOURCE_KINDS,
+)
 from customer_analytics.storage import has_scheme
 
-SOURCE_KINDS = ("product_json", "invoice_lines", "basket_lines", "transactions")
+#: The default ``segmentation.segment_names``, a file of this package (SPEC section 4).
+DEFAULT_SEGMENT_NAMES_FILE = "defaults/segment_names.yaml"
 
-#: Canonical column -> column in the source file, per source kind (SPEC section 2 and 10).
-DEFAULT_COLUMNS: dict[str, dict[str, str]] = {
-    "product_json": {
-        "order_id": "transaction_id",
-        "customer_id": "customer_id",
-        "order_ts": "transaction_date",
-        "store_id": "location",
-        "order_amount": "total_amt",
-        "discount": "discount",
-        "paid_amount": "paid_amt",
-        "product_json": "product_json",
-    },
-    "invoice_lines": {
-        "order_id": "InvoiceNo",
-        "product_id": "StockCode",
-        "product_name": "Description",
-        "quantity": "Quantity",
-        "order_ts": "InvoiceDate",
-        "unit_price": "UnitPrice",
-        "customer_id": "CustomerID",
-        "country": "Country",
-    },
-    "basket_lines": {
-        "order_id": "BASKET_ID",
-        "customer_id": "CUST_CODE",
-        "order_ts": "SHOP_DATE",
-        "product_id": "PROD_CODE",
-        "quantity": "QUANTITY",
-        "line_amount": "SPEND",
-        "store_id": "STORE_CODE",
-        "price_sensitivity": "CUST_PRICE_SENSITIVITY",
-        "lifestage": "CUST_LIFESTAGE",
-    },
-    "transactions": {
-        "customer_id": "customer_id",
-        "order_ts": "date",
-        "order_amount": "amount",
-        "order_id": "order_id",
-        "quantity": "quantity",
-        "product_id": "product_id",
-    },
-}
-
-#: Canonical columns that must be present in the file, per kind; the others are optional.
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "product_json": ("order_id", "customer_id", "order_ts", "order_amount", "product_json"),
-    "invoice_lines": (
-        "order_id",
-        "product_id",
-        "quantity",
-        "order_ts",
-        "unit_price",
-        "customer_id",
-    ),
-    "basket_lines": (
-        "order_id",
-        "customer_id",
-        "order_ts",
-        "product_id",
-        "quantity",
-        "line_amount",
-    ),
-    "transactions": ("customer_id", "order_ts", "order_amount"),
-}
-
-#: Canonical columns a kind accepts but does not require ("order_date" may replace "order_ts").
-OPTIONAL_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
-    "product_json": ("country",),
-    "invoice_lines": ("store_id",),
-    "basket_lines": ("order_date", "country"),
-    "transactions": ("order_date", "store_id", "country"),
-}
-
-#: Date formats tried in order (Spark datetime patterns); the first that parses wins.
-DEFAULT_DATE_FORMATS: dict[str, list[str]] = {
-    "product_json": [
-        "yyyy-MM-dd HH:mm:ss",
-        "yyyy-MM-dd HH:mm",
-        "yyyy-MM-dd",
-        "dd/MM/yyyy HH:mm",
-        "M/d/yyyy H:mm",
-        "yyyyMMdd",
-    ],
-    "invoice_lines": [
-        "yyyy-MM-dd HH:mm:ss",
-        "yyyy-MM-dd HH:mm",
-        "yyyy-MM-dd",
-        "M/d/yyyy H:mm",
-        "dd/MM/yyyy HH:mm",
-        "yyyyMMdd",
-    ],
-    "basket_lines": ["yyyyMMdd", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd"],
-    "transactions": ["yyyy-MM-dd", "yyyy-MM-dd HH:mm:ss", "yyyyMMdd", "M/d/yyyy", "dd/MM/yyyy"],
-}
 
 #: Default ``segmentation.features``: one column per behaviour, none derivable from the others.
 #:
@@ -245,8 +183,22 @@ class WarehouseConfig(_Section):
     delta: Literal["auto", "native", "deltalake"] = "auto"
 
 
+def _reserved(stage: str) -> PydanticCustomError:
+    """The error for a key set that only the ``stage``, not built yet, will read."""
+    return PydanticCustomError(
+        "reserved", f"reserved for the {stage} stage, which is not built yet; remove it"
+    )
+
+
 class ReportConfig(_Section):
-    path: str = "report"
+    """The report stage, not built yet: ``path`` is reserved (its default is unused)."""
+
+    path: str = Field("report", exclude=True)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _refuse_reserved(cls, value: Any) -> Any:
+        raise _reserved("report")
 
 
 class FeaturesConfig(_Section):
@@ -256,9 +208,20 @@ class FeaturesConfig(_Section):
 
 
 class ClvConfig(_Section):
+    """
+    ``period`` is the unit of the BTYD ``recency`` and ``T`` of ``customer_features``.
+    ``penalizer`` and ``horizons_days`` are reserved for the clv stage, not built yet: refused
+    when set, their defaults unused.
+    """
+
     period: Literal["day", "week"] = "day"
-    penalizer: float = Field(0.0, ge=0)
-    horizons_days: list[int] = Field(default_factory=lambda: [90, 365])
+    penalizer: float = Field(0.0, ge=0, exclude=True)
+    horizons_days: list[int] = Field(default_factory=lambda: [90, 365], exclude=True)
+
+    @field_validator("penalizer", "horizons_days", mode="before")
+    @classmethod
+    def _refuse_reserved(cls, value: Any) -> Any:
+        raise _reserved("clv")
 
 
 class IndexCondition(_Section):
@@ -286,62 +249,46 @@ class SegmentRule(_Section):
     when: list[IndexCondition] = Field(min_length=1)
 
 
-def _cond(feature: str, above: float | None = None, below: float | None = None) -> dict:
-    return {"feature": feature, "above": above, "below": below}
+@functools.cache
+def _default_segment_rules() -> tuple[SegmentRule, ...]:
+    text = (
+        resources.files("customer_analytics")
+        .joinpath(DEFAULT_SEGMENT_NAMES_FILE)
+        .read_text("utf-8")
+    )
+    return tuple(SegmentRule.model_validate(rule) for rule in yaml.safe_load(text))
 
 
-#: Default naming rules (SPEC section 4); see ``segmentation.name_segments`` for the matching.
-DEFAULT_SEGMENT_RULES: list[dict] = [
-    {
-        "name": "Champions",
-        "action": "Reward and upsell: loyalty perks, early access, premium ranges",
-        "when": [
-            _cond("total_spend", above=1.5),
-            _cond("total_visits", above=1.3),
-            _cond("recency_days", below=0.8),
-        ],
-    },
-    {
-        "name": "Loyal regulars",
-        "action": "Keep them engaged: points multipliers and personalised cross-sell",
-        "when": [_cond("total_visits", above=1.1), _cond("recency_days", below=1.0)],
-    },
-    {
-        "name": "Big-basket occasionals",
-        "action": "Bundle offers and visit-frequency incentives on their large baskets",
-        "when": [_cond("avg_basket_spend", above=1.2), _cond("total_visits", below=1.0)],
-    },
-    {
-        "name": "New customers",
-        "action": "Welcome series: onboarding content and an offer on the next purchase",
-        "when": [_cond("total_visits", below=0.8), _cond("recency_days", below=0.8)],
-    },
-    {
-        # recency against the overall mean, which long-lapsed customers inflate: on the
-        # generated data the planted at-risk group (275 days) has a recency index of 0.46
-        "name": "At risk",
-        "action": "Win back before they lapse: personalised reminder and a time-limited offer",
-        "when": [
-            _cond("recency_days", above=0.3),
-            _cond("total_visits", above=1.0),
-            _cond("total_spend", above=0.8),
-        ],
-    },
-    {
-        "name": "Lapsed low-value",
-        "action": "Low-cost reactivation e-mail; otherwise deprioritise spend",
-        "when": [_cond("recency_days", above=1.2), _cond("total_spend", below=0.8)],
-    },
-    {
-        "name": "Frequent returners",
-        "action": "Review their returns: sizing and product information, then returns policy",
-        "when": [_cond("return_rate", above=2.0)],
-    },
-]
+def default_segment_rules() -> list[SegmentRule]:
+    """The default naming rules, from ``defaults/segment_names.yaml`` of this package."""
+    return list(_default_segment_rules())
+
+
+def _not_numeric_features(names: list[str]) -> str | None:
+    """
+    What is wrong with ``names`` as columns for segmentation, or None: each must be a numeric
+    column of ``customer_features``.
+    """
+    bad = [n for n in names if n not in NUMERIC_CUSTOMER_FEATURES]
+    if not bad:
+        return None
+    what = "is not a numeric column" if len(bad) == 1 else "are not numeric columns"
+    return (
+        f"{', '.join(bad)} {what} of customer_features (numeric columns: "
+        f"{', '.join(NUMERIC_CUSTOMER_FEATURES)})"
+    )
 
 
 class SegmentationConfig(_Section):
-    features: list[str] = Field(default_factory=lambda: list(DEFAULT_SEGMENTATION_FEATURES))
+    """
+    The ``segment`` job. Every column it names (``features``, the keys of ``feature_weights``,
+    the ``feature`` of each naming rule's conditions) must be a numeric column of
+    ``customer_features`` (:data:`columns.NUMERIC_CUSTOMER_FEATURES`).
+    """
+
+    features: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SEGMENTATION_FEATURES), validate_default=True
+    )
     #: Feature -> weight (> 0) applied after standardization; features not listed weigh 1.0.
     feature_weights: dict[str, float] = Field(default_factory=dict)
     k: int | None = Field(None, ge=2)
@@ -357,8 +304,48 @@ class SegmentationConfig(_Section):
     imputer_strategy: Literal["mean", "median", "mode"] = "median"
     #: Naming rules, tried by best score (``segmentation.name_segments``); names must be unique.
     segment_names: list[SegmentRule] = Field(
-        default_factory=lambda: [SegmentRule.model_validate(r) for r in DEFAULT_SEGMENT_RULES]
+        default_factory=default_segment_rules, validate_default=True
     )
+
+    @field_validator("features")
+    @classmethod
+    def _numeric_features(cls, features: list[str]) -> list[str]:
+        problem = _not_numeric_features(features)
+        if problem:
+            raise PydanticCustomError("feature_name", problem)
+        return features
+
+    @field_validator("feature_weights")
+    @classmethod
+    def _weights_of_features(
+        cls, weights: dict[str, float], info: ValidationInfo
+    ) -> dict[str, float]:
+        # features is validated first; when it failed, its own error is reported
+        features = info.data.get("features")
+        unknown = [] if features is None else [f for f in weights if f not in features]
+        if unknown:
+            raise PydanticCustomError(
+                "feature_name",
+                f"{', '.join(unknown)} not in segmentation.features ({', '.join(features)})",
+            )
+        bad = sorted(f for f, w in weights.items() if not (w > 0 and math.isfinite(w)))
+        if bad:
+            raise ValueError(f"the weight of {', '.join(bad)} must be a finite number > 0")
+        return weights
+
+    @field_validator("segment_names")
+    @classmethod
+    def _rules_test_numeric_features(cls, rules: list[SegmentRule]) -> list[SegmentRule]:
+        for number, rule in enumerate(rules):
+            for position, condition in enumerate(rule.when):
+                problem = _not_numeric_features([condition.feature])
+                if problem:
+                    raise PydanticCustomError(
+                        "feature_name",
+                        f"rule {rule.name!r}: {problem}",
+                        {"subkey": f"{number}.when.{position}.feature"},
+                    )
+        return rules
 
     @model_validator(mode="after")
     def _k_range(self) -> SegmentationConfig:
@@ -366,14 +353,6 @@ class SegmentationConfig(_Section):
             raise ValueError(f"k_min {self.k_min} is greater than k_max {self.k_max}")
         if not self.features:
             raise ValueError("features must list at least one column")
-        unknown = sorted(set(self.feature_weights) - set(self.features))
-        if unknown:
-            raise ValueError(f"feature_weights: {', '.join(unknown)} not in features")
-        bad = sorted(f for f, w in self.feature_weights.items() if not (w > 0 and math.isfinite(w)))
-        if bad:
-            raise ValueError(
-                f"feature_weights: the weight of {', '.join(bad)} must be a finite number > 0"
-            )
         names = [rule.name for rule in self.segment_names]
         if len(set(names)) != len(names):
             raise ValueError("segment_names: each name must be unique")
@@ -583,12 +562,16 @@ def source_paths(source: SourceConfig) -> list[str]:
 def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
-        key = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        message = error["msg"]
+        subkey = (error.get("ctx") or {}).get("subkey")  # set by a validator of a list
+        loc = [*error["loc"], subkey] if subkey else error["loc"]
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         elif error["type"] == "missing":
             message = "required value is missing"
+        elif error["type"] in ("reserved", "feature_name"):
+            pass  # the message names what is wrong
         elif "input" in error and not isinstance(error["input"], dict | list):
             message = f"{message} (got {error['input']!r})"
         parts.append(f"{key}: {message}")

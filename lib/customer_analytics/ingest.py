@@ -58,8 +58,9 @@ from pyspark.sql.types import (
 )
 
 from customer_analytics import columns as C
-from customer_analytics.config import REQUIRED_COLUMNS, SourceConfig
+from customer_analytics.config import SourceConfig
 from customer_analytics.errors import InputError
+from customer_analytics.source_kinds import REQUIRED_COLUMNS
 
 #: Every reason code a quarantined row can carry, in the order the rules are tried.
 QUARANTINE_REASONS = (
@@ -215,7 +216,7 @@ def prepare(raw: DataFrame, source: SourceConfig) -> DataFrame:
     Parameters
     ----------
     raw : DataFrame
-        The source file as read, with the kind's columns (see ``config.DEFAULT_COLUMNS``).
+        The source file as read, with the kind's columns (see ``source_kinds.DEFAULT_COLUMNS``).
     source : SourceConfig
         Kind, column mapping, date formats and rule switches.
 

@@ -1,0 +1,1 @@
+"""Defaults shipped with the package as data files (``segment_names.yaml``), read by ``config``."""
