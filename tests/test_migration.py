@@ -1,4 +1,4 @@
-"""Segment migration between two dates and its printed matrix."""
+"""Segment migration between two dates, its printed matrix, and cluster matching across refits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from chispa import assert_approx_df_equality, assert_df_equality
 
 from customer_analytics import columns as C
 from customer_analytics.migration import (
+    describe_matching,
     format_matrix,
+    match_clusters,
     segment_migration,
 )
 
@@ -159,3 +161,79 @@ def test_format_matrix_refuses_rows_of_two_migrations():
     other = {**_row("A", "A", 1, 1.0), C.TO_AS_OF: date(2023, 6, 30)}
     with pytest.raises(ValueError, match="rows mix dates"):
         format_matrix([_row("B", "B", 1, 1.0), other])
+
+
+def test_match_clusters_takes_the_optimal_assignment_where_greedy_fails():
+    previous = [[0.0, 0.0], [10.0, 0.0]]
+    new = [[20.0, 0.0], [6.0, 0.0]]
+    # greedy (nearest pair first, or new cluster 0 first) pairs new 1 - previous 1 (4), then
+    # new 0 - previous 0 (20): total 24, and {0: 0, 1: 1}. Optimal: new 0 - previous 1 (10) +
+    # new 1 - previous 0 (6) = 16.
+    assert match_clusters(previous, new) == {0: 1, 1: 0}
+
+
+def test_describe_matching_gives_the_distance_each_matched_cluster_moved():
+    matching = describe_matching([[0.0, 0.0], [10.0, 0.0]], [[20.0, 0.0], [6.0, 0.0]])
+    assert matching.distances == {0: 10.0, 1: 6.0}
+
+
+def test_match_clusters_undoes_a_permutation_of_slightly_moved_centres():
+    previous = [[0.0, 0.0], [5.0, 5.0], [-4.0, 3.0]]
+    new = [[-4.1, 3.0], [0.1, -0.1], [5.0, 5.2]]  # previous 2, 0, 1, each moved < 0.25
+    assert match_clusters(previous, new) == {0: 2, 1: 0, 2: 1}
+
+
+def test_match_clusters_gives_fresh_ids_after_the_largest_previous_id_when_k_grows():
+    previous = [[0.0, 0.0], [10.0, 0.0]]
+    new = [[10.0, 1.0], [50.0, 50.0], [0.0, 1.0], [-30.0, 0.0]]
+    # new 0 -> 1 and new 2 -> 0 (1 each); new 1 and 3 are left: ids 2 and 3 in index order
+    assert match_clusters(previous, new) == {0: 1, 1: 2, 2: 0, 3: 3}
+
+
+def test_match_clusters_counts_fresh_ids_from_carried_over_ids():
+    previous = {0: [0.0, 0.0], 4: [10.0, 0.0]}  # id 4 from an earlier refit
+    new = [[0.0, 1.0], [10.0, 1.0], [30.0, 0.0]]
+    assert match_clusters(previous, new) == {0: 0, 1: 4, 2: 5}
+
+
+def test_match_clusters_retires_the_unmatched_previous_id_when_k_shrinks():
+    previous = [[0.0, 0.0], [10.0, 0.0], [20.0, 0.0]]
+    new = [[19.0, 0.0], [1.0, 0.0]]
+    matching = describe_matching(previous, new)
+    assert (matching.ids, matching.retired) == ({0: 2, 1: 0}, [1])
+
+
+def test_describe_matching_lines_say_which_cluster_keeps_takes_or_gets_a_new_id():
+    previous = [[0.0, 0.0], [10.0, 0.0]]
+    new = [[0.0, 0.08], [50.0, 50.0], [10.0, 1.0]]
+    assert describe_matching(previous, new).lines == [
+        "K 2 -> 3: 2 matched, 1 new, 0 retired",
+        "cluster 0 keeps id 0 (moved 0.08)",
+        "new cluster 1 has no match: new id 2",
+        "cluster 2 takes id 1 (moved 1.00)",
+    ]
+
+
+def test_describe_matching_lines_name_the_retired_ids():
+    previous = [[0.0, 0.0], [10.0, 0.0], [20.0, 0.0]]
+    assert describe_matching(previous, [[19.0, 0.0], [1.0, 0.0]]).lines == [
+        "K 3 -> 2: 2 matched, 0 new, 1 retired",
+        "cluster 0 takes id 2 (moved 1.00)",
+        "cluster 1 takes id 0 (moved 1.00)",
+        "previous cluster 1 has no match: id 1 retired",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("previous", "new", "message"),
+    [
+        ([], [[1.0]], "previous_centers is empty"),
+        ([[1.0]], [], "new_centers is empty"),
+        ([[1.0, 2.0]], [[1.0]], "new_centers have 1 values each, previous_centers 2"),
+        ([[1.0, 2.0], [1.0]], [[1.0, 2.0]], "previous_centers must be vectors of one"),
+        ([[1.0]], [[float("nan")]], "new_centers holds a value that is not finite"),
+    ],
+)
+def test_match_clusters_refuses_malformed_centres(previous, new, message):
+    with pytest.raises(ValueError, match=message):
+        match_clusters(previous, new)
