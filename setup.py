@@ -37,6 +37,8 @@ setup(
         "pandas>=2.2,<3",
         "pydantic>=2.7,<3",
         "pyyaml>=6",
+        # the optimal assignment (linear_sum_assignment) that keeps cluster ids across refits
+        "scipy>=1.10",
     ],
     extras_require={
         "spark": SPARK,

@@ -260,3 +260,14 @@ HITS_SO_FAR = "_hits_so_far"
 WANTED = "_wanted"
 RELEVANT_COUNT = "_relevant_count"
 NAME_COUNT = "_name_count"
+
+# Segment migration (table ``segment_migration``, SPEC section 4); counts and shares are
+# ``customers`` and ``share`` above
+FROM_AS_OF = "from_as_of"
+TO_AS_OF = "to_as_of"
+FROM_SEGMENT = "from_segment"
+TO_SEGMENT = "to_segment"
+
+# Working columns of migration, never written
+IN_FROM = "_in_from"
+IN_TO = "_in_to"
