@@ -812,6 +812,28 @@ def test_transactions_without_order_id_make_one_order_per_row(spark):
     assert None not in ids and len(set(ids)) == 4
 
 
+def test_transactions_identical_rows_are_kept_by_default_as_repeat_purchases(spark):
+    twice = (2, "1997-01-12", 2, 20.0)  # the same amount on the same day: two purchases
+    raw = frame(spark, [twice, twice, (3, "1997-01-02", 1, 9.5)], TX_DDL)
+    prepared = prepare(raw, TX)
+    recon = reconcile(raw, prepared)
+    assert (recon.input_rows, recon.accepted_rows, recon.excluded) == (3, 3, {})
+    expected = frame(
+        spark, [("2", 20.0), ("2", 20.0), ("3", 9.5)], "customer_id string, order_amount double"
+    )
+    assert_equal(ingest.orders(prepared).select("customer_id", "order_amount"), expected)
+
+
+def test_transactions_with_duplicate_rule_on_keep_identical_rows_once(spark):
+    twice = (2, "1997-01-12", 2, 20.0)
+    raw = frame(spark, [twice, twice, (3, "1997-01-02", 1, 9.5)], TX_DDL)
+    prepared = prepare(raw, TX, rules=IngestRules(exact_duplicate=True))
+    recon = reconcile(raw, prepared)
+    assert (recon.input_rows, recon.accepted_rows, recon.excluded) == (3, 2, {"exact_duplicate": 1})
+    expected = frame(spark, [("2", 20.0), ("3", 9.5)], "customer_id string, order_amount double")
+    assert_equal(ingest.orders(prepared).select("customer_id", "order_amount"), expected)
+
+
 def test_transactions_line_unit_price_is_amount_per_item(spark):
     raw = frame(spark, [(2, "1997-01-12", 5, 77.0)], TX_DDL)
     expected = frame(  # 77.0 / 5 = 15.4
