@@ -270,3 +270,25 @@ def test_reserved_defaults_do_not_stop_a_reload_and_clv_period_stays(tmp_path):
     assert reloaded.clv.period == "week"
     assert "penalizer" not in reloaded.model_dump()["clv"]
     assert reloaded.model_dump()["report"] == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# The exact_duplicate rule per source kind
+
+
+@pytest.mark.parametrize(
+    ("kind", "setting", "expected"),
+    [
+        ("transactions", None, False),  # identical rows are repeat purchases
+        ("transactions", True, True),
+        ("product_json", None, True),
+        ("invoice_lines", None, True),
+        ("basket_lines", None, True),
+        ("invoice_lines", False, False),
+    ],
+)
+def test_exact_duplicate_rule_defaults_per_kind_unless_set(kind, setting, expected):
+    rules = config.IngestRules(exact_duplicate=setting)
+    source = config.SourceConfig(kind=kind, path="x", rules=rules)
+
+    assert source.exact_duplicate_rule() is expected

@@ -119,6 +119,71 @@ def test_weekly_averages_divide_by_weeks_with_a_visit_and_tenure(spark, single_v
     assert_approx_df_equality(actual, expected, 1e-9, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_first_order_date_is_the_earliest_visit_inside_the_window(spark):
+    orders = spark.createDataFrame(
+        [
+            # c1: a visit in the excluded 1-3 Jan and a return before the first visit
+            order("o1", "c1", datetime(2024, 1, 2, 9), 5.0),
+            order("r1", "c1", datetime(2024, 1, 4, 9), -5.0, -1.0, is_return=True),
+            order("o2", "c1", datetime(2024, 1, 6, 9), 10.0),
+            order("o3", "c1", datetime(2024, 1, 20, 9), 10.0),
+            # c2: a visit before the 30 days up to 31 Jan (2 Jan .. 31 Jan)
+            order("o4", "c2", datetime(2023, 12, 30, 9), 7.0),
+            order("o5", "c2", datetime(2024, 1, 25, 9), 7.0),
+        ],
+        ORDERS_DDL,
+    )
+    expected = spark.createDataFrame(  # by hand: c1 from o2, c2 from o5
+        [("c1", date(2024, 1, 6)), ("c2", date(2024, 1, 25))],
+        "customer_id string, first_order_date date",
+    )
+    result = features.customer_features(
+        orders,
+        spark.createDataFrame([], LINES_DDL),
+        as_of=AS_OF,
+        lookback_days=30,
+        exclude_periods=[ExcludePeriod(start=date(2024, 1, 1), end=date(2024, 1, 3))],
+    )
+    actual = pick(result, C.FIRST_ORDER_DATE)
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_last_order_date_is_the_latest_visit_up_to_as_of(spark):
+    orders = spark.createDataFrame(
+        [
+            # c1: a return after the last visit, and a visit after as_of (31 Jan)
+            order("o1", "c1", datetime(2024, 1, 5, 9), 10.0),
+            order("o2", "c1", datetime(2024, 1, 20, 9), 10.0),
+            order("r1", "c1", datetime(2024, 1, 28, 9), -10.0, -1.0, is_return=True),
+            order("o3", "c1", datetime(2024, 2, 2, 9), 10.0),
+            # c2: a visit on as_of itself counts, the one the day after does not
+            order("o4", "c2", datetime(2024, 1, 31, 18), 7.0),
+            order("o5", "c2", datetime(2024, 2, 1, 8), 7.0),
+            # c3: only a return: no visit, so no row
+            order("r2", "c3", datetime(2024, 1, 10, 9), -3.0, -1.0, is_return=True),
+        ],
+        ORDERS_DDL,
+    )
+    expected = spark.createDataFrame(  # by hand: c1 from o2, c2 from o4
+        [("c1", date(2024, 1, 20)), ("c2", date(2024, 1, 31))],
+        "customer_id string, last_order_date date",
+    )
+    result = features.customer_features(orders, spark.createDataFrame([], LINES_DDL), as_of=AS_OF)
+    actual = pick(result, C.LAST_ORDER_DATE)
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_numeric_customer_features_are_the_numeric_columns_of_the_single_view(single_view):
+    # what config lets segmentation use (columns.NUMERIC_CUSTOMER_FEATURES) is what the table has
+    numeric = ("int", "bigint", "double")
+    actual = [name for name, dtype in single_view.dtypes if dtype in numeric]
+    others = {name: dtype for name, dtype in single_view.dtypes if dtype not in numeric}
+
+    assert actual == C.NUMERIC_CUSTOMER_FEATURES
+    assert set(others) == C.NON_NUMERIC_CUSTOMER_FEATURES
+    assert set(others.values()) == {"string", "date"}
+
+
 def test_basket_averages_arpu_and_unit_price(spark, single_view):
     expected = spark.createDataFrame(
         [("c1", 20.0, 20.0, 10.0, 2.0), ("c2", 50.0, 50.0, 10.0, 5.0), ("c3", 8.0, 8.0, 8.0, 1.0)],

@@ -97,9 +97,10 @@ def prepare(raw: DataFrame, kind: str, **kwargs) -> DataFrame:
     return ingest.prepare(raw, source(kind, **kwargs))
 
 
-def reconcile(prepared: DataFrame) -> ingest.Reconciliation:
+def reconcile(raw: DataFrame, prepared: DataFrame) -> ingest.Reconciliation:
+    """As the ingest job does: the parts counted on ``prepared``, the input counted on ``raw``."""
     counts = ingest.reconciliation_counts(prepared).collect()
-    return ingest.Reconciliation.from_counts("test", counts)
+    return ingest.Reconciliation.from_counts("test", counts, input_rows=raw.count())
 
 
 def reasons(prepared: DataFrame) -> DataFrame:
@@ -605,10 +606,11 @@ def test_missing_required_invoice_column_raises_input_error_naming_it(spark):
 def test_exact_duplicate_rows_are_counted_once_and_reported_excluded(spark):
     raw = frame(spark, [GOOD_IL, GOOD_IL, GOOD_IL, il_row()], IL_DDL)
     prepared = prepare(raw, IL)
-    recon = reconcile(prepared)
+    recon = reconcile(raw, prepared)
     assert (recon.input_rows, recon.accepted_rows, recon.lines_written) == (4, 2, 2)
     assert recon.excluded == {"exact_duplicate": 2}
     assert recon.quarantined == {}
+    assert recon.balanced  # 2 accepted + 2 excluded = 4
     expected = frame(spark, [("536365", 6.0), ("536999", 2.0)], "order_id string, quantity double")
     assert_equal(ingest.order_lines(prepared).select("order_id", "quantity"), expected)
 
@@ -617,9 +619,10 @@ def test_a_duplicated_rejected_row_is_quarantined_once_with_its_copies(spark):
     bad = il_row(UnitPrice=-1.0)
     raw = frame(spark, [GOOD_IL, bad, bad], IL_DDL)
     prepared = prepare(raw, IL)
-    recon = reconcile(prepared)
+    recon = reconcile(raw, prepared)
     assert recon.quarantined == {"negative_price": 1}
     assert recon.excluded == {"exact_duplicate": 1}
+    assert recon.balanced  # 1 accepted + 1 quarantined + 1 excluded = 3
     quarantined = ingest.quarantine(prepared, "r", datetime(2024, 1, 1, tzinfo=UTC))
     assert_equal(
         quarantined.select("reason", "copies"),
@@ -630,8 +633,9 @@ def test_a_duplicated_rejected_row_is_quarantined_once_with_its_copies(spark):
 def test_duplicate_rule_switched_off_keeps_every_copy(spark):
     raw = frame(spark, [GOOD_IL, GOOD_IL], IL_DDL)
     prepared = prepare(raw, IL, rules=IngestRules(exact_duplicate=False))
-    recon = reconcile(prepared)
+    recon = reconcile(raw, prepared)
     assert (recon.input_rows, recon.accepted_rows, recon.excluded) == (2, 2, {})
+    assert recon.balanced
     expected = frame(  # two lines of 6 * 2.5 = 15.0: 30.0, 12 items
         spark, [("536365", 30.0, 12.0)], "order_id string, order_amount double, item_count double"
     )
@@ -653,7 +657,7 @@ def test_reconciliation_input_equals_accepted_plus_quarantined_plus_excluded(spa
         ],
         PJ_DDL,
     )
-    recon = reconcile(prepare(raw, PJ))
+    recon = reconcile(raw, prepare(raw, PJ))
     # 7 rows: T1 twice (one copy excluded), T2 accepted, T3 and T4 (twice) and T5 quarantined
     assert recon.input_rows == 7
     assert recon.accepted_rows == 2
@@ -670,6 +674,16 @@ def test_reconciliation_input_equals_accepted_plus_quarantined_plus_excluded(spa
         ("run-1", "test", "quarantined", "missing_amount", 1, None),
         ("run-1", "test", "excluded", "exact_duplicate", 2, None),
     ]
+
+
+def test_reconciliation_is_unbalanced_when_an_input_row_is_not_accounted_for(spark):
+    raw = frame(spark, [GOOD_IL, il_row(), il_row(InvoiceNo="537000")], IL_DDL)
+    # a row lost between reading and preparing: 3 input rows, only 2 accounted for
+    prepared = prepare(raw.filter(F.col("InvoiceNo") != "537000"), IL)
+    recon = reconcile(raw, prepared)
+    assert recon.input_rows == 3
+    assert (recon.accepted_rows, recon.quarantined, recon.excluded) == (2, {}, {})
+    assert not recon.balanced  # 2 + 0 + 0 = 2, not 3
 
 
 def test_reconciliation_is_unbalanced_when_a_count_is_off():
@@ -796,6 +810,28 @@ def test_transactions_without_order_id_make_one_order_per_row(spark):
     assert_equal(actual, expected)
     ids = [r.order_id for r in orders.select("order_id").collect()]
     assert None not in ids and len(set(ids)) == 4
+
+
+def test_transactions_identical_rows_are_kept_by_default_as_repeat_purchases(spark):
+    twice = (2, "1997-01-12", 2, 20.0)  # the same amount on the same day: two purchases
+    raw = frame(spark, [twice, twice, (3, "1997-01-02", 1, 9.5)], TX_DDL)
+    prepared = prepare(raw, TX)
+    recon = reconcile(raw, prepared)
+    assert (recon.input_rows, recon.accepted_rows, recon.excluded) == (3, 3, {})
+    expected = frame(
+        spark, [("2", 20.0), ("2", 20.0), ("3", 9.5)], "customer_id string, order_amount double"
+    )
+    assert_equal(ingest.orders(prepared).select("customer_id", "order_amount"), expected)
+
+
+def test_transactions_with_duplicate_rule_on_keep_identical_rows_once(spark):
+    twice = (2, "1997-01-12", 2, 20.0)
+    raw = frame(spark, [twice, twice, (3, "1997-01-02", 1, 9.5)], TX_DDL)
+    prepared = prepare(raw, TX, rules=IngestRules(exact_duplicate=True))
+    recon = reconcile(raw, prepared)
+    assert (recon.input_rows, recon.accepted_rows, recon.excluded) == (3, 2, {"exact_duplicate": 1})
+    expected = frame(spark, [("2", 20.0), ("3", 9.5)], "customer_id string, order_amount double")
+    assert_equal(ingest.orders(prepared).select("customer_id", "order_amount"), expected)
 
 
 def test_transactions_line_unit_price_is_amount_per_item(spark):

@@ -41,7 +41,7 @@ def ingest_file(spark: SparkSession, name: str, kind: str, **options) -> Ingeste
     raw = read_source(spark, cfg)
     prepared = ingest.prepare(raw, cfg).persist(StorageLevel.MEMORY_AND_DISK)
     recon = ingest.Reconciliation.from_counts(
-        kind, ingest.reconciliation_counts(prepared).collect()
+        kind, ingest.reconciliation_counts(prepared).collect(), input_rows=raw.count()
     )
     orders = ingest.orders(prepared, with_attributes=True).persist(StorageLevel.MEMORY_AND_DISK)
     return Ingested(raw, prepared, orders, recon)
@@ -353,35 +353,41 @@ def test_lgsr_non_member_lines_are_kept(lgsr):
 
 @pytest.fixture(scope="module")
 def cdnow(spark):
-    data = ingest_file(spark, "cdnow_master.parquet", "transactions")
+    data = ingest_file(spark, "cdnow_master.parquet", "transactions")  # the default rules
     yield data
     data.release()
 
 
-def test_cdnow_reconciles_with_identical_purchases_excluded_as_duplicates(cdnow):
-    distinct_rows = cdnow.raw.dropDuplicates().count()
-    assert cdnow.recon.input_rows == 69_659
-    assert cdnow.recon.excluded == {"exact_duplicate": 69_659 - distinct_rows}
-    assert cdnow.recon.accepted_rows == distinct_rows
-    assert cdnow.recon.quarantined == {}
+def test_cdnow_keeps_every_row_by_default_as_identical_rows_are_repeat_purchases(cdnow):
+    # transactions have no order id: the exact_duplicate rule is off unless set
+    recon = cdnow.recon
+    assert (recon.input_rows, recon.accepted_rows, recon.lines_written) == (69_659, 69_659, 69_659)
+    assert (recon.quarantined, recon.excluded) == ({}, {})
+    assert recon.balanced
+    assert cdnow.orders.count() == 69_659  # identical rows stay separate orders
 
 
-def test_cdnow_has_23570_customers_and_the_amount_of_distinct_rows(cdnow):
+def test_cdnow_has_23570_customers_and_the_amount_and_items_of_every_row(cdnow):
+    # the README of ../shared/data: 23,570 customers, amount 2,500,315.63, quantity 167,881
     assert ingest.customers(cdnow.orders).count() == 23_570
-    expected = total(cdnow.raw.dropDuplicates(), "amount")
-    assert total(cdnow.orders, "order_amount") == pytest.approx(expected, abs=0.01)
+    assert total(cdnow.orders, "order_amount") == pytest.approx(2_500_315.63, abs=0.01)
+    assert total(cdnow.orders, "item_count") == 167_881
 
 
-def test_cdnow_with_duplicate_rule_off_keeps_all_69659_purchases(spark):
+def test_cdnow_with_duplicate_rule_on_counts_its_255_identical_rows_once(spark):
     data = ingest_file(
         spark,
         "cdnow_master.parquet",
         "transactions",
-        rules=IngestRules(exact_duplicate=False),
+        rules=IngestRules(exact_duplicate=True),
     )
     try:
-        assert (data.recon.accepted_rows, data.recon.lines_written) == (69_659, 69_659)
-        assert total(data.orders, "order_amount") == pytest.approx(2_500_315.63, abs=0.01)
-        assert total(data.orders, "item_count") == 167_881
+        distinct_rows = data.raw.dropDuplicates().count()
+        assert distinct_rows == 69_659 - 255
+        assert data.recon.excluded == {"exact_duplicate": 255}
+        assert data.recon.accepted_rows == distinct_rows
+        assert data.recon.balanced
+        expected = total(data.raw.dropDuplicates(), "amount")
+        assert total(data.orders, "order_amount") == pytest.approx(expected, abs=0.01)
     finally:
         data.release()

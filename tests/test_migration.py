@@ -11,6 +11,7 @@ from customer_analytics import columns as C
 from customer_analytics.migration import (
     describe_matching,
     format_matrix,
+    latest_runs,
     match_clusters,
     segment_migration,
 )
@@ -237,3 +238,19 @@ def test_describe_matching_lines_name_the_retired_ids():
 def test_match_clusters_refuses_malformed_centres(previous, new, message):
     with pytest.raises(ValueError, match=message):
         match_clusters(previous, new)
+
+
+def test_latest_runs_keep_each_dates_last_run(spark):
+    history = spark.createDataFrame(
+        [
+            ("c1", date(2024, 1, 31), 0, "A", "r1"),
+            ("c1", date(2024, 1, 31), 1, "B", "r2"),  # January segmented again
+            ("c1", date(2024, 2, 29), 0, "A", "r1"),
+        ],
+        "customer_id string, as_of date, cluster int, segment_name string, run_id string",
+    )
+    expected = spark.createDataFrame(
+        [("c1", date(2024, 1, 31), 1, "B", "r2"), ("c1", date(2024, 2, 29), 0, "A", "r1")],
+        history.schema,
+    )
+    assert_df_equality(latest_runs(history), expected, ignore_row_order=True)

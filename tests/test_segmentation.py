@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.ml.clustering import KMeans
@@ -107,12 +108,35 @@ def test_clusters_are_named_by_the_default_rules(population, fitted):
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_distance_is_zero_or_more_and_smaller_than_to_other_centroids(fitted):
-    rows = fitted.segments.collect()
-    assert len(rows) == 30
-    assert all(r[C.DISTANCE] is not None and r[C.DISTANCE] >= 0 for r in rows)
-    # tight planted groups: every customer is within 2 standard units of its centroid
-    assert max(r[C.DISTANCE] for r in rows) < 2.0
+def test_distance_is_zero_or_more_and_smaller_than_to_other_centroids(spark):
+    # two groups of three on a and b; the middle customer of each sits on its group's mean
+    rows = [
+        ("c1", 0.0, 0.0),
+        ("c2", 1.0, 0.0),  # the mean of c1..c3: distance 0
+        ("c3", 2.0, 0.0),
+        ("c4", 10.0, 4.0),
+        ("c5", 10.0, 6.0),  # the mean of c4..c6: distance 0
+        ("c6", 10.0, 8.0),
+    ]
+    df = spark.createDataFrame(rows, "customer_id string, a double, b double")
+    model = seg.build_pipeline(["a", "b"], k=2, seed=1).fit(df)
+    centres = np.array(model.stages[-1].clusterCenters())
+    # by hand: each feature standardized with its mean and sample standard deviation
+    raw = np.array([[a, b] for _, a, b in rows])
+    scaled = (raw - raw.mean(axis=0)) / raw.std(axis=0, ddof=1)
+    to_centres = np.linalg.norm(scaled[:, None, :] - centres[None, :, :], axis=2)  # 6 x 2
+
+    scored = seg.assign_clusters(model, df).select(C.CUSTOMER_ID, C.CLUSTER, C.DISTANCE)
+    actual = {r[C.CUSTOMER_ID]: (r[C.CLUSTER], r[C.DISTANCE]) for r in scored.collect()}
+
+    for i, (customer, _, _) in enumerate(rows):
+        cluster, distance = actual[customer]
+        assert distance >= 0
+        assert distance == pytest.approx(to_centres[i, cluster], abs=1e-9)
+        assert distance <= to_centres[i].min() + 1e-9  # no other centroid is nearer
+    assert actual["c2"][1] == pytest.approx(0.0, abs=1e-9)
+    assert actual["c5"][1] == pytest.approx(0.0, abs=1e-9)
+    assert actual["c1"][0] == actual["c3"][0] != actual["c4"][0] == actual["c6"][0]
 
 
 def test_constant_feature_is_kept_with_null_importance(fitted):

@@ -50,6 +50,7 @@ from customer_analytics.errors import ConfigError, InputError
 from customer_analytics.source_kinds import (  # noqa: F401 (re-exported)
     DEFAULT_COLUMNS,
     DEFAULT_DATE_FORMATS,
+    EXACT_DUPLICATE_RULE,
     OPTIONAL_EXTRA_COLUMNS,
     REQUIRED_COLUMNS,
     SOURCE_KINDS,
@@ -103,8 +104,14 @@ class ExcludePeriod(_Section):
 
 class IngestRules(_Section):
     """
-    Cleaning rules, named by the reason code they give; each is on by default and each is
-    counted in ``ingest_reconciliation``. A rule switched off lets its rows through.
+    Cleaning rules, named by the reason code they give; each is on by default (but see
+    ``exact_duplicate``) and each is counted in ``ingest_reconciliation``. A rule switched off
+    lets its rows through.
+
+    ``exact_duplicate`` left unset (null) takes the source kind's default
+    (:data:`source_kinds.EXACT_DUPLICATE_RULE`: off for ``transactions``, whose identical rows
+    are repeat purchases, on for the others); :meth:`SourceConfig.exact_duplicate_rule` says
+    which applies.
     """
 
     missing_order_id: bool = True
@@ -116,7 +123,7 @@ class IngestRules(_Section):
     bad_quantity: bool = True
     bad_date: bool = True
     negative_price: bool = True
-    exact_duplicate: bool = True
+    exact_duplicate: bool | None = None
 
 
 class SourceConfig(_Section):
@@ -162,6 +169,15 @@ class SourceConfig(_Section):
 
     def source_name(self) -> str:
         return self.name or self.kind
+
+    def exact_duplicate_rule(self) -> bool:
+        """
+        Whether identical input rows are kept once (rule ``exact_duplicate``):
+        ``rules.exact_duplicate`` when set, else the kind's default (off for ``transactions``).
+        """
+        if self.rules.exact_duplicate is not None:
+            return self.rules.exact_duplicate
+        return EXACT_DUPLICATE_RULE[self.kind]
 
     def effective_date_formats(self) -> list[str]:
         return list(self.date_formats or DEFAULT_DATE_FORMATS[self.kind])

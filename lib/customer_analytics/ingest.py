@@ -4,11 +4,12 @@ Ingest: four source shapes into one canonical order model (SPEC section 2).
 The flow is one pass over the input:
 
 1. :func:`prepare` maps the source's columns to canonical names, counts exact duplicate rows
-   once (rule ``exact_duplicate``), parses dates with the configured formats and, for
-   ``product_json``, parses the JSON array with ``from_json``; it tags each input row with the
-   first cleaning rule it fails (``reason``), or none. Every kind ends up with the same frame:
-   order-level columns plus ``_items``, an array of its product lines (one element for the line
-   sources), so everything after it is kind-independent.
+   once (rule ``exact_duplicate``; off by default for ``transactions``, whose identical rows
+   are repeat purchases: see :meth:`SourceConfig.exact_duplicate_rule`), parses dates with the
+   configured formats and, for ``product_json``, parses the JSON array with ``from_json``; it
+   tags each input row with the first cleaning rule it fails (``reason``), or none. Every kind
+   ends up with the same frame: order-level columns plus ``_items``, an array of its product
+   lines (one element for the line sources), so everything after it is kind-independent.
 2. :func:`order_lines`, :func:`orders`, :func:`customers`, :func:`quarantine` and
    :func:`reconciliation` derive the tables from that frame (persist it once in the job).
 
@@ -41,7 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BooleanType,
@@ -223,13 +224,14 @@ def prepare(raw: DataFrame, source: SourceConfig) -> DataFrame:
     Returns
     -------
     DataFrame
-        One row per distinct input row: the order-level canonical columns (``source``,
-        ``order_id``, ``customer_id``, ``order_ts``, ``store_id``, ``country``,
-        ``order_amount``, ``discount``, ``paid_amount``, ``price_sensitivity``,
-        ``lifestage``), ``_items`` (array of struct ``product_id``, ``product_name``,
-        ``quantity``, ``unit_price``, ``line_amount``), ``reason`` and ``detail`` (null when
-        accepted), ``raw_record`` (the input row as JSON, only where quarantined),
-        ``_copies`` (how many identical input rows it stands for) and ``_line_count``.
+        One row per distinct input row (per input row when ``exact_duplicate`` is off): the
+        order-level canonical columns (``source``, ``order_id``, ``customer_id``, ``order_ts``,
+        ``store_id``, ``country``, ``order_amount``, ``discount``, ``paid_amount``,
+        ``price_sensitivity``, ``lifestage``), ``_items`` (array of struct ``product_id``,
+        ``product_name``, ``quantity``, ``unit_price``, ``line_amount``), ``reason`` and
+        ``detail`` (null when accepted), ``raw_record`` (the input row as JSON, only where
+        quarantined), ``_copies`` (how many identical input rows it stands for) and
+        ``_line_count``.
 
     Raises
     ------
@@ -243,7 +245,7 @@ def prepare(raw: DataFrame, source: SourceConfig) -> DataFrame:
     mapping = {canonical: positional[name] for canonical, name in checked.items()}
     renamed = raw.select(*[F.col(f"`{name}`").alias(positional[name]) for name in originals])
     source_columns = [F.col(positional[name]) for name in originals]
-    if source.rules.exact_duplicate:
+    if source.exact_duplicate_rule():
         rows = renamed.groupBy(*source_columns).agg(F.count(F.lit(1)).alias(C.COPIES))
     else:
         rows = renamed.withColumn(C.COPIES, F.lit(1))
@@ -450,16 +452,20 @@ def _basket_lines(rows: DataFrame, mapping: dict[str, str], source: SourceConfig
 def _transactions(rows: DataFrame, mapping: dict[str, str], source: SourceConfig):
     cols, f = _common(rows, mapping, source)
     # Without an order id each input row is an order: a stable id from its content.
-    content_hash = F.xxhash64(*[F.col(c) for c in rows.columns if c != C.COPIES])
-    cols[C.ORDER_ID] = F.coalesce(
-        cols[C.ORDER_ID],
-        F.concat_ws(
-            "-",
-            F.coalesce(cols[C.CUSTOMER_ID], F.lit("guest")),
-            F.date_format(cols[C.ORDER_TS], "yyyyMMdd"),
-            F.hex(content_hash),
-        ),
+    content = [F.col(c) for c in rows.columns if c != C.COPIES]
+    content_id = F.concat_ws(
+        "-",
+        F.coalesce(cols[C.CUSTOMER_ID], F.lit("guest")),
+        F.date_format(cols[C.ORDER_TS], "yyyyMMdd"),
+        F.hex(F.xxhash64(*content)),
     )
+    if not source.exact_duplicate_rule():
+        # Identical rows are kept as repeat purchases: the n-th copy's id ends in "-n" (n >= 2),
+        # so they stay apart as orders. The copies are identical, so which is numbered first
+        # cannot change the result.
+        copy = F.row_number().over(Window.partitionBy(*content).orderBy(*content))
+        content_id = F.when(copy > 1, F.concat_ws("-", content_id, copy)).otherwise(content_id)
+    cols[C.ORDER_ID] = F.coalesce(cols[C.ORDER_ID], content_id)
     cols[C.ORDER_IS_RETURN] = F.coalesce(cols[C.ORDER_AMOUNT] < 0, F.lit(False))
     amount = cols[C.ORDER_AMOUNT]
     items = F.array(

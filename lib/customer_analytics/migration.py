@@ -117,6 +117,16 @@ def segment_migration(before: DataFrame, after: DataFrame) -> DataFrame:
     )
 
 
+def latest_runs(history: DataFrame) -> DataFrame:
+    """
+    The rows of ``segment_history`` (needs ``as_of`` and ``run_id``) that each date's latest
+    run wrote: a date segmented again replaces its earlier segments.
+    """
+    latest = history.groupBy(C.AS_OF).agg(F.max(C.RUN_ID).alias(C.RUN_ID))
+    kept = history.join(F.broadcast(latest), [C.AS_OF, C.RUN_ID], "left_semi")
+    return kept.select(*history.columns)
+
+
 def _check_columns(frame: DataFrame, name: str) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:

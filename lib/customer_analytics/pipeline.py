@@ -403,8 +403,13 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
         )
         # Each list becomes one leaf of the scoring plan, which otherwise repeats every list's
         # lineage in each of its branches: planning that tree, or comparing it with the cached
-        # plans when they are released, filled a 4g heap even on 14 orders.
-        lists = {name: df.localCheckpoint() for name, df in lists.items()}
+        # plans when they are released, filled a 4g heap even on 14 orders. On disk: the
+        # blocks of a local checkpoint stay until the JVM collects the frame, and in the heap
+        # they left too little of 4g for the scoring at 10M transactions.
+        lists = {
+            name: df.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+            for name, df in lists.items()
+        }
         metrics = recommend.score_recommenders(
             lists, relevant, ks=ev.k, catalogue_size=catalogue
         ).collect()  # one row per recommender, target and K

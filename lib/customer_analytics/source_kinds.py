@@ -105,3 +105,15 @@ DEFAULT_DATE_FORMATS: dict[str, list[str]] = {
     "basket_lines": ["yyyyMMdd", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd"],
     "transactions": ["yyyy-MM-dd", "yyyy-MM-dd HH:mm:ss", "yyyyMMdd", "M/d/yyyy", "dd/MM/yyyy"],
 }
+
+#: Whether rule ``exact_duplicate`` (identical input rows kept once) is on when
+#: ``source.rules.exact_duplicate`` is not set. A row of the other kinds carries an order or
+#: basket id, so an identical copy is a double export. A ``transactions`` row is customer, date
+#: and amount, often without an order id: two identical rows are two purchases of the same
+#: amount on the same day (CDNOW has 255 such rows, and ``lifetimes`` counts every one).
+EXACT_DUPLICATE_RULE: dict[str, bool] = {
+    "product_json": True,
+    "invoice_lines": True,
+    "basket_lines": True,
+    "transactions": False,
+}
