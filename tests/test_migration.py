@@ -9,6 +9,7 @@ from chispa import assert_approx_df_equality, assert_df_equality
 
 from customer_analytics import columns as C
 from customer_analytics.migration import (
+    consecutive_migrations,
     describe_matching,
     format_matrix,
     latest_runs,
@@ -254,3 +255,35 @@ def test_latest_runs_keep_each_dates_last_run(spark):
         history.schema,
     )
     assert_df_equality(latest_runs(history), expected, ignore_row_order=True)
+
+
+def test_consecutive_migrations_pair_each_date_with_the_next(spark):
+    history = spark.createDataFrame(
+        [
+            ("c1", date(2024, 1, 31), 0, "A", "r1"),
+            ("c1", date(2024, 2, 29), 1, "B", "r1"),
+            ("c2", date(2024, 2, 29), 0, "A", "r1"),
+            ("c2", date(2024, 3, 31), 0, "A", "r1"),
+        ],
+        "customer_id string, as_of date, cluster int, segment_name string, run_id string",
+    )
+    jan, feb, mar = date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31)
+    expected = spark.createDataFrame(
+        [
+            (jan, feb, "A", "B", 1, 1.0),
+            (jan, feb, "(new)", "A", 1, 1.0),
+            (feb, mar, "A", "A", 1, 1.0),
+            (feb, mar, "B", "(lapsed)", 1, 1.0),
+        ],
+        MIGRATION,
+    )
+    actual = consecutive_migrations(history)
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_one_date_has_no_migration(spark):
+    history = spark.createDataFrame(
+        [("c1", date(2024, 1, 31), 0, "A", "r1")],
+        "customer_id string, as_of date, cluster int, segment_name string, run_id string",
+    )
+    assert consecutive_migrations(history) is None

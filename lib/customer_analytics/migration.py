@@ -127,6 +127,24 @@ def latest_runs(history: DataFrame) -> DataFrame:
     return kept.select(*history.columns)
 
 
+def consecutive_migrations(history: DataFrame) -> DataFrame | None:
+    """
+    Table ``segment_migration`` from ``segment_history``: :func:`segment_migration` between
+    each two consecutive dates of :func:`latest_runs`, oldest first; None with fewer than two
+    dates. Collects the distinct dates only.
+    """
+    latest = latest_runs(history)
+    dates = [r[0] for r in latest.select(C.AS_OF).distinct().orderBy(C.AS_OF).collect()]
+    views = [latest.filter(F.col(C.AS_OF) == F.lit(day)) for day in dates]
+    moves = [segment_migration(a, b) for a, b in zip(views, views[1:], strict=False)]
+    if not moves:
+        return None
+    table = moves[0]
+    for more in moves[1:]:
+        table = table.unionByName(more)
+    return table
+
+
 def _check_columns(frame: DataFrame, name: str) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:

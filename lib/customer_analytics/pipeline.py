@@ -252,28 +252,17 @@ def run_segment(ctx: JobContext, summary: StageSummary) -> None:
 def record_migration(ctx: JobContext, as_of: date) -> None:
     """
     Append this run's ``customer_segments`` to ``segment_history``, rewrite
-    ``segment_migration`` from the history (each date's latest run, consecutive dates) and
-    print the move into ``as_of``.
+    ``segment_migration`` from it, and print the move into ``as_of``.
     """
     segments = ctx.warehouse.read(CUSTOMER_SEGMENTS).withColumn(C.RUN_ID, F.lit(ctx.run_id))
     ctx.warehouse.write(SEGMENT_HISTORY, segments, mode="append", run_id=ctx.run_id)
-    history = migration.latest_runs(ctx.warehouse.read(SEGMENT_HISTORY))
-    dates = [r[0] for r in history.select(C.AS_OF).distinct().orderBy(C.AS_OF).collect()]
-    if len(dates) < 2:
+    moves = migration.consecutive_migrations(ctx.warehouse.read(SEGMENT_HISTORY))
+    if moves is None:
         return
-    views = [history.filter(F.col(C.AS_OF) == F.lit(day)) for day in dates]
-    moves = [migration.segment_migration(a, b) for a, b in zip(views, views[1:], strict=False)]
-    table = moves[0]
-    for more in moves[1:]:
-        table = table.unionByName(more)
-    ctx.warehouse.write(SEGMENT_MIGRATION, table, run_id=ctx.run_id)
-    if as_of in dates and dates.index(as_of) > 0:
-        before = dates[dates.index(as_of) - 1]
-        rows = (
-            ctx.warehouse.read(SEGMENT_MIGRATION)
-            .filter((F.col(C.FROM_AS_OF) == F.lit(before)) & (F.col(C.TO_AS_OF) == F.lit(as_of)))
-            .collect()  # at most (segments + 1) ** 2 rows
-        )
+    ctx.warehouse.write(SEGMENT_MIGRATION, moves, run_id=ctx.run_id)
+    into = ctx.warehouse.read(SEGMENT_MIGRATION).filter(F.col(C.TO_AS_OF) == F.lit(as_of))
+    rows = into.collect()  # at most (segments + 1) ** 2 rows
+    if rows:
         for line in migration.format_matrix(rows):
             ctx.progress.say(f"[segment] {line}")
 
