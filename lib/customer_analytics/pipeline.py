@@ -268,13 +268,17 @@ def record_migration(ctx: JobContext, as_of: date) -> None:
 
 
 class Persisted:
-    """DataFrames a job reads more than once: ``keep(df)`` persists one, ``release()`` all."""
+    """
+    DataFrames a job reads more than once: ``keep(df)`` persists one at ``level``,
+    ``release()`` all.
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, level: StorageLevel = StorageLevel.MEMORY_AND_DISK) -> None:
         self._frames = []
+        self._level = level
 
     def keep(self, df):
-        self._frames.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        self._frames.append(df.persist(self._level))
         return self._frames[-1]
 
     def adopt(self, df):
@@ -353,7 +357,9 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
     orders = read_input(ctx, ORDERS)
     plan = EvaluationPlan.of(Period.of(cfg, resolve_as_of(ctx, orders)), ev)
     ctx.progress.say(f"[evaluate] {plan.describe(ev)}")
-    persisted = Persisted()
+    # On disk: with a dozen frames cached in the heap, the lists' aggregations ran out of a 4g
+    # heap at 10M transactions.
+    persisted = Persisted(StorageLevel.DISK_ONLY)
     try:
         single_view = persisted.keep(
             features.customer_features(orders, lines, plan.training, **feature_options(cfg))
