@@ -1019,11 +1019,12 @@ def test_cli_rerun_writes_a_new_version_with_the_same_rows(spark, tmp_path, monk
     path = tmp_path / "tx.csv"
     path.write_text(PJ_CSV, encoding="utf-8")
     warehouse = tmp_path / "wh"
+    # the orders table keeps the customer attributes: features take their latest value
     expected_orders = frame(
         spark,
         [(PJ, "T1", "101", "2024-01-05 10:00:00", "2024-01-05", "SG-01", None,
-          7.5, 0.0, 7.5, 3.0, 1, False)],
-        ORDERS_DDL,
+          7.5, 0.0, 7.5, 3.0, 1, False, None, None)],
+        f"{ORDERS_DDL}, price_sensitivity string, lifestage string",
     )  # fmt: skip
     for run in (0, 1):
         assert cli.main(_ingest_args(path, warehouse)) == 0
