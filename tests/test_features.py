@@ -137,12 +137,11 @@ def test_first_order_date_is_the_earliest_visit_inside_the_window(spark):
         [("c1", date(2024, 1, 6)), ("c2", date(2024, 1, 25))],
         "customer_id string, first_order_date date",
     )
+    first_days = ExcludePeriod(start=date(2024, 1, 1), end=date(2024, 1, 3))
     result = features.customer_features(
         orders,
         spark.createDataFrame([], LINES_DDL),
-        as_of=AS_OF,
-        lookback_days=30,
-        exclude_periods=[ExcludePeriod(start=date(2024, 1, 1), end=date(2024, 1, 3))],
+        Period(AS_OF, lookback_days=30, exclude_periods=[first_days]),
     )
     actual = pick(result, C.FIRST_ORDER_DATE)
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
@@ -168,7 +167,7 @@ def test_last_order_date_is_the_latest_visit_up_to_as_of(spark):
         [("c1", date(2024, 1, 20)), ("c2", date(2024, 1, 31))],
         "customer_id string, last_order_date date",
     )
-    result = features.customer_features(orders, spark.createDataFrame([], LINES_DDL), as_of=AS_OF)
+    result = features.customer_features(orders, spark.createDataFrame([], LINES_DDL), Period(AS_OF))
     actual = pick(result, C.LAST_ORDER_DATE)
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
