@@ -90,11 +90,9 @@ def write_csv(path, rows) -> str:
     return str(path)
 
 
-def run_pipeline(source: str, warehouse, *extra: str) -> int:
-    argv = [
-        "pipeline",
-        "--as-of",
-        AS_OF.isoformat(),
+def settings(source: str, warehouse) -> list[str]:
+    """The ``--set`` arguments of a run over :func:`invoice_lines` at ``source``: K fixed at 2."""
+    return [
         "--set",
         f"source.path={source}",
         "--set",
@@ -107,8 +105,11 @@ def run_pipeline(source: str, warehouse, *extra: str) -> int:
         "segmentation.features=[total_visits, total_spend, recency_days]",
         "--set",
         "segmentation.n_init=1",
-        *extra,
     ]
+
+
+def run_pipeline(source: str, warehouse) -> int:
+    argv = ["pipeline", "--as-of", AS_OF.isoformat(), *settings(source, warehouse)]
     with contextlib.chdir(REPO), contextlib.redirect_stdout(io.StringIO()):
         return cli.main(argv)
 

@@ -317,7 +317,6 @@ def run_recommend(ctx: JobContext, summary: StageSummary) -> None:
         )
         customer_lists = recommender.customer_lists(
             segments,
-            history=persisted.keep(recommender.history),  # read by 3-4 joins
             rules=ctx.warehouse.read(BASKET_RULES),
         )
         written = ctx.warehouse.write(CUSTOMER_RECOMMENDATIONS, customer_lists, run_id=ctx.run_id)

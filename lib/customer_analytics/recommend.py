@@ -544,8 +544,8 @@ class Recommender:
         period : Period
         settings : RecommendConfig
         keep : callable, optional
-            Applied to the frames read more than once (``bought``, ``names``, ``ranking``),
-            e.g. a job's ``persist``.
+            Applied to the frames read more than once (``bought``, ``history``, ``names``,
+            ``ranking``), e.g. a job's ``persist``.
 
         Raises
         ------
@@ -572,7 +572,7 @@ class Recommender:
             )
         return cls(
             bought=bought,
-            history=purchase_history(bought),
+            history=keep(purchase_history(bought)),
             names=keep(product_names(bought)),
             recent=recent,
             ranking=ranking,
@@ -591,18 +591,15 @@ class Recommender:
             min_confidence=self.settings.min_confidence,
         )
 
-    def customer_lists(
-        self, customers: DataFrame, *, history: DataFrame | None = None, rules=None
-    ) -> DataFrame:
+    def customer_lists(self, customers: DataFrame, *, rules=None) -> DataFrame:
         """
         Table ``customer_recommendations`` for ``customers`` (``customer_id``, ``cluster``):
         :func:`customer_recommendations`, with ``rules`` when ``use_basket_rules`` is set.
-        ``history`` may be :attr:`history` restricted to ``customers``.
         """
         return customer_recommendations(
             self.ranking,
             customers,
-            self.history if history is None else history,
+            self.history,
             self.names,
             top_n=self.settings.top_n,
             candidates=self.settings.candidates,
