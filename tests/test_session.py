@@ -83,3 +83,22 @@ def test_without_the_jars_native_is_a_configuration_error(tmp_path, without_mave
     assert result.returncode == 2
     assert "warehouse.delta is 'native'" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "wh" / "orders").exists()
+
+
+def test_sql_settings_apply_inside_the_block_and_are_put_back(spark):
+    from customer_analytics.session import sql_settings
+
+    spark.conf.set("spark.sql.shuffle.partitions", "3")
+    spark.conf.unset("spark.sql.test.unsetKey")
+    with sql_settings(spark, {"spark.sql.shuffle.partitions": "5", "spark.sql.test.unsetKey": "x"}):
+        inside = (
+            spark.conf.get("spark.sql.shuffle.partitions"),
+            spark.conf.get("spark.sql.test.unsetKey"),
+        )
+    after = (
+        spark.conf.get("spark.sql.shuffle.partitions"),
+        spark.conf.get("spark.sql.test.unsetKey", None),
+    )
+    spark.conf.set("spark.sql.shuffle.partitions", "2")
+    assert inside == ("5", "x")
+    assert after == ("3", None)

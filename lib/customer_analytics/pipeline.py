@@ -16,7 +16,15 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from customer_analytics import columns as C
-from customer_analytics import evaluation, features, ingest, migration, recommend, segmentation
+from customer_analytics import (
+    evaluation,
+    features,
+    ingest,
+    migration,
+    recommend,
+    segmentation,
+    session,
+)
 from customer_analytics.config import Config
 from customer_analytics.errors import InputError
 from customer_analytics.evaluation import EvaluationPlan
@@ -359,61 +367,66 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
     # On disk: with a dozen frames cached in the heap, the lists' aggregations ran out of a 4g
     # heap at 10M transactions.
     persisted = Persisted(StorageLevel.DISK_ONLY)
-    try:
-        single_view = persisted.keep(
-            features.customer_features(orders, lines, plan.training, **feature_options(cfg))
-        )
-        saved = ModelStore(ctx.warehouse).latest_metadata()
-        seg_cfg = evaluation.refit_settings(cfg.segmentation, saved and int(saved["k"]))
-        fitted = segmentation.refit(single_view, seg_cfg)
-        persisted.adopt(fitted.scored)
-        segments = persisted.keep(fitted.segments)
-        ctx.progress.say(f"[evaluate] segments refitted before the cutoff: K={fitted.k}")
-        trained = Recommender.assemble(
-            lines, segments, plan.training, cfg.recommend, persisted.keep
-        )
-        rules = persisted.keep(trained.basket_rules())
-        test_bought = recommend.purchases(
-            plan.tested(lines), exclude_products=cfg.recommend.exclude_products
-        )
-        buyers = persisted.keep(
-            recommend.evaluation_audience(
-                segments, recommend.relevant_products(test_bought, segments)
+    # Without adaptive execution: the lists' plans are deep, and re-planning them after every
+    # query stage cost more than it saved (evaluate at 1x: 147 s without, 174 s with).
+    with session.sql_settings(ctx.spark, {"spark.sql.adaptive.enabled": "false"}):
+        try:
+            single_view = persisted.keep(
+                features.customer_features(orders, lines, plan.training, **feature_options(cfg))
             )
-        )
-        audience = _evaluation_sample(ctx, buyers, persisted)
-        relevant = {
-            "all": persisted.keep(recommend.relevant_products(test_bought, audience)),
-            "new": persisted.keep(
-                recommend.relevant_products(test_bought, audience, new_only_given=trained.history)
-            ),
-        }
-        catalogue = trained.names.count()
-        lists = trained.evaluation_lists(
-            audience,
-            persisted.keep(trained.history.join(audience, C.CUSTOMER_ID, "left_semi")),
-            rules,
-            top_n=max(ev.k),
-        )
-        # Each list becomes one leaf of the scoring plan, which otherwise repeats every list's
-        # lineage in each of its branches: planning that tree, or comparing it with the cached
-        # plans when they are released, filled a 4g heap even on 14 orders. On disk: the
-        # blocks of a local checkpoint stay until the JVM collects the frame, and in the heap
-        # they left too little of 4g for the scoring at 10M transactions.
-        lists = {
-            name: df.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
-            for name, df in lists.items()
-        }
-        metrics = recommend.score_recommenders(
-            lists, relevant, ks=ev.k, catalogue_size=catalogue
-        ).collect()  # one row per recommender, target and K
-        order = {name: i for i, name in enumerate(recommend.RECOMMENDERS)}
-        results = sorted(
-            (tuple(row) for row in metrics),
-            key=lambda r: (order.get(r[0], len(order)), recommend.TARGETS.index(r[1]), r[2]),
-        )
-    finally:
-        persisted.release()
+            saved = ModelStore(ctx.warehouse).latest_metadata()
+            seg_cfg = evaluation.refit_settings(cfg.segmentation, saved and int(saved["k"]))
+            fitted = segmentation.refit(single_view, seg_cfg)
+            persisted.adopt(fitted.scored)
+            segments = persisted.keep(fitted.segments)
+            ctx.progress.say(f"[evaluate] segments refitted before the cutoff: K={fitted.k}")
+            trained = Recommender.assemble(
+                lines, segments, plan.training, cfg.recommend, persisted.keep
+            )
+            rules = persisted.keep(trained.basket_rules())
+            test_bought = recommend.purchases(
+                plan.tested(lines), exclude_products=cfg.recommend.exclude_products
+            )
+            buyers = persisted.keep(
+                recommend.evaluation_audience(
+                    segments, recommend.relevant_products(test_bought, segments)
+                )
+            )
+            audience = _evaluation_sample(ctx, buyers, persisted)
+            relevant = {
+                "all": persisted.keep(recommend.relevant_products(test_bought, audience)),
+                "new": persisted.keep(
+                    recommend.relevant_products(
+                        test_bought, audience, new_only_given=trained.history
+                    )
+                ),
+            }
+            catalogue = trained.names.count()
+            lists = trained.evaluation_lists(
+                audience,
+                persisted.keep(trained.history.join(audience, C.CUSTOMER_ID, "left_semi")),
+                rules,
+                top_n=max(ev.k),
+            )
+            # Each list becomes one leaf of the scoring plan, which otherwise repeats every list's
+            # lineage in each of its branches: planning that tree, or comparing it with the cached
+            # plans when they are released, filled a 4g heap even on 14 orders. On disk: the
+            # blocks of a local checkpoint stay until the JVM collects the frame, and in the heap
+            # they left too little of 4g for the scoring at 10M transactions.
+            lists = {
+                name: df.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+                for name, df in lists.items()
+            }
+            metrics = recommend.score_recommenders(
+                lists, relevant, ks=ev.k, catalogue_size=catalogue
+            ).collect()  # one row per recommender, target and K
+            order = {name: i for i, name in enumerate(recommend.RECOMMENDERS)}
+            results = sorted(
+                (tuple(row) for row in metrics),
+                key=lambda r: (order.get(r[0], len(order)), recommend.TARGETS.index(r[1]), r[2]),
+            )
+        finally:
+            persisted.release()
     table = ctx.spark.createDataFrame(
         [(*row, plan.cutoff, plan.test_end, ctx.run_id) for row in results],
         recommend.EVALUATION_SCHEMA,

@@ -64,6 +64,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -334,7 +335,9 @@ def fit_kmeans(kmeans: KMeans, data: DataFrame, *, n_init: int) -> KMeansModel:
 
     One k-means|| start can stop in a local optimum that merges two groups and splits another;
     several starts make the sweep's silhouettes, and so the chosen K, depend much less on the
-    seed. ``n_init`` must be >= 1; ``n_init=1`` is a plain ``kmeans.fit(data)``.
+    seed. ``n_init`` must be >= 1; ``n_init=1`` is a plain ``kmeans.fit(data)``. The starts
+    run as concurrent Spark jobs, as many at a time as the session has cores: the data is in
+    one partition (:func:`in_fixed_order`), so one start keeps one core busy.
 
     Examples
     --------
@@ -343,10 +346,13 @@ def fit_kmeans(kmeans: KMeans, data: DataFrame, *, n_init: int) -> KMeansModel:
     if n_init < 1:
         raise ValueError(f"n_init must be >= 1, got {n_init}")
     seed = kmeans.getSeed()
-    best = None
-    for start in range(n_init):
-        model = kmeans.copy({kmeans.seed: seed + start}).fit(data)
-        if best is None or model.summary.trainingCost < best.summary.trainingCost:
+    starts = [kmeans.copy({kmeans.seed: seed + start}) for start in range(n_init)]
+    workers = min(n_init, data.sparkSession.sparkContext.defaultParallelism)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        models = list(pool.map(lambda start: start.fit(data), starts))
+    best = models[0]
+    for model in models[1:]:
+        if model.summary.trainingCost < best.summary.trainingCost:
             best = model
     return best
 
