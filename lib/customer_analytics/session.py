@@ -106,6 +106,11 @@ def configure(
     settings["spark.app.name"] = spark_cfg.app_name
     if spark_cfg.master:
         settings["spark.master"] = spark_cfg.master
+    if settings.get("spark.master", "").startswith("local"):
+        # The Python workers (the clv scoring) otherwise run `python3` from PATH, which may
+        # lack this package and its dependencies: in local mode they use the job's interpreter.
+        # The SparkContext reads the variable, not spark.pyspark.python, when it starts.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if delta != "deltalake" and not _jvm_started():
         packages = jars.packages_for(paths)
         with_jars = jars.JarSettings.for_packages(packages).apply(settings)
