@@ -34,6 +34,8 @@ PIPELINE_TABLES = (
     pipeline.INGEST_RECONCILIATION,
     pipeline.CUSTOMER_FEATURES,
     pipeline.MONTHLY_SALES,
+    pipeline.CUSTOMER_CLV,
+    pipeline.CLV_MODELS,
     pipeline.KMEANS_SELECTION,
     pipeline.CUSTOMER_SEGMENTS,
     pipeline.SEGMENT_PROFILES,

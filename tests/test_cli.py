@@ -39,6 +39,11 @@ def test_unknown_job_is_a_usage_error():
     assert cli.main(["dance"]) == 2
 
 
+def test_pipeline_refuses_to_skip_ingest(capsys):
+    assert cli.main(["pipeline", "--skip", "ingest"]) == 2
+    assert "argument --skip: invalid choice: 'ingest'" in capsys.readouterr().err
+
+
 def test_bad_as_of_date_is_a_usage_error(capsys):
     assert cli.main(["ingest", "--as-of", "2024-13-01"]) == 2
     assert "expected a date YYYY-MM-DD" in capsys.readouterr().err
@@ -74,6 +79,8 @@ def test_console_script_reports_config_errors_with_exit_2(tmp_path):
 
 PIPELINE_ARGV = [
     "pipeline",
+    "--skip",
+    "clv",  # 6 members: too few to fit the lifetime value models
     "--set",
     f"source.path={FIXTURES / 'product_json_pipeline.csv'}",
     "--set",

@@ -53,7 +53,7 @@ def test_pipeline_on_standalone_cluster_survives_a_lost_worker_with_equal_tables
     assert code == 0, out[-8000:]
     for run in ("run1", "run2"):
         assert re.search(
-            rf"^cluster_smoke: {run}: exit 0 in [\d.]+ s, native Delta; 17 Delta", out, re.M
+            rf"^cluster_smoke: {run}: exit 0 in [\d.]+ s, native Delta; 19 Delta", out, re.M
         )
     killed = re.search(
         r"^cluster_smoke: killed worker \d .* in stage (\w+), with (\d+) task\(s\) running",
@@ -68,5 +68,5 @@ def test_pipeline_on_standalone_cluster_survives_a_lost_worker_with_equal_tables
     assert f"RESULT worker killed mid-stage: {stage}" in out
     assert re.search(r"RESULT run1 \(2 workers\): [\d.]+ s", out)
     assert re.search(rf"RESULT run2 \(worker \d killed in stage {stage}\): [\d.]+ s", out)
-    assert "RESULT tables equal: 16 tables compared, all equal" in out
+    assert "RESULT tables equal: 18 tables compared, all equal" in out
     assert re.search(r"^cluster_smoke: PASSED$", out, re.M)

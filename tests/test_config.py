@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from importlib import resources
 
@@ -237,39 +238,60 @@ def test_a_wrong_feature_name_exits_2_before_any_job_runs(tmp_path, capsys):
 # Keys reserved for the stages not built yet
 
 
-@pytest.mark.parametrize(
-    ("section", "key", "value", "stage"),
-    [
-        ("clv", "penalizer", "0.1", "clv"),
-        ("clv", "horizons_days", "[30, 60]", "clv"),
-        ("report", "path", "reports", "report"),
-    ],
-)
-def test_a_reserved_key_set_in_the_file_is_refused(tmp_path, section, key, value, stage):
-    path = write_yaml(tmp_path, f"source: {{path: x}}\n{section}: {{{key}: {value}}}\n")
+def test_a_reserved_key_set_in_the_file_is_refused(tmp_path):
+    path = write_yaml(tmp_path, "source: {path: x}\nreport: {path: reports}\n")
 
     with pytest.raises(ConfigError) as error:
         config.load(path)
 
-    reserved = f"reserved for the {stage} stage, which is not built yet; remove it"
-    assert str(error.value) == f"{path}: {section}.{key}: {reserved}"
+    reserved = "reserved for the report stage, which is not built yet; remove it"
+    assert str(error.value) == f"{path}: report.path: {reserved}"
 
 
 def test_a_reserved_key_set_with_set_is_refused_even_at_its_default(tmp_path):
     path = write_yaml(tmp_path, "source: {path: x}\n")
 
-    with pytest.raises(ConfigError, match="clv.penalizer: reserved for the clv stage"):
-        config.load(path, ["clv.penalizer=0.0"])
+    with pytest.raises(ConfigError, match="report.path: reserved for the report stage"):
+        config.load(path, ["report.path=report"])
 
 
-def test_reserved_defaults_do_not_stop_a_reload_and_clv_period_stays(tmp_path):
-    cfg = config.load(write_yaml(tmp_path, "source: {path: x}\nclv: {period: week}\n"))
+def test_reserved_defaults_do_not_stop_a_reload_and_clv_keys_stay(tmp_path):
+    cfg = config.load(
+        write_yaml(tmp_path, "source: {path: x}\nclv: {period: week, penalizer: 0.1}\n")
+    )
 
     reloaded = cfg.with_overrides(["features.as_of=2024-01-31"])  # dumps and validates again
 
-    assert reloaded.clv.period == "week"
-    assert "penalizer" not in reloaded.model_dump()["clv"]
+    assert (reloaded.clv.period, reloaded.clv.penalizer) == ("week", 0.1)
     assert reloaded.model_dump()["report"] == {}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("clv.penalizer=-1", "clv.penalizer: Input should be greater than or equal to 0"),
+        ("clv.horizons_days=[90, 90]", "clv.horizons_days: horizons must be distinct"),
+        ("clv.horizons_days=[0]", "clv.horizons_days: each horizon must be >= 1 day"),
+        ("clv.discount_rate=2", "clv.discount_rate: Input should be less than or equal to 1"),
+        ("clv.sample_size=5", "clv.sample_size: Input should be greater than or equal to 100"),
+    ],
+)
+def test_bad_clv_settings_are_refused_with_the_key(tmp_path, override, message):
+    path = write_yaml(tmp_path, "source: {path: x}\n")
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config.load(path, [override])
+
+
+def test_a_naming_rule_may_test_p_alive_but_not_an_unknown_column(tmp_path):
+    rules = "[{name: Fading, action: call, when: [{feature: p_alive, below: 0.5}]}]"
+    path = write_yaml(tmp_path, "source: {path: x}\n")
+
+    cfg = config.load(path, [f"segmentation.segment_names={rules}"])
+    with pytest.raises(ConfigError, match="p_alive_x is not a numeric column"):
+        config.load(path, [f"segmentation.segment_names={rules.replace('p_alive', 'p_alive_x')}"])
+
+    assert cfg.segmentation.segment_names[0].when[0].feature == "p_alive"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -60,7 +60,12 @@ _LOG_BOUND = 20.0
 _OPTIONS = {"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-9}
 # lifetimes starts every (scaled) log-parameter at 0.1
 _START = 0.1
-_REMEDY = "raise clv.penalizer (e.g. 0.001) or use a longer lookback / more customers"
+_REMEDIES = {
+    "bgnbd": "raise clv.penalizer (e.g. 0.001) or use a longer lookback / more customers",
+    "gamma_gamma": "raise clv.spend_penalizer (e.g. 0.001) or use a longer lookback / more "
+    "customers",
+}
+_MODEL_KEYS = {"BG/NBD": "bgnbd", "Gamma-Gamma": "gamma_gamma"}
 
 
 class FitError(ValueError):
@@ -162,7 +167,7 @@ class FitResult:
         if not self.converged:
             raise FitError(
                 f"the {self.params.model} fit on {self.sample_size} customers did not converge "
-                f"({self.message}): {_REMEDY}"
+                f"({self.message}): {_REMEDIES[self.params.model]}"
             )
         return self
 
@@ -318,8 +323,8 @@ def fit_gamma_gamma(
     if q <= 1.0:
         raise FitError(
             f"the Gamma-Gamma fit on {n} customers gave q = {q:.4g} <= 1, so the mean spend "
-            "p * gamma / (q - 1) does not exist: lower clv.penalizer (the penalty shrinks q), "
-            "or cap extreme monetary_value values"
+            "p * gamma / (q - 1) does not exist: lower clv.spend_penalizer (the penalty "
+            "shrinks q), or cap extreme monetary_value values"
         )
     params = GammaGammaParams(p=p, q=q, gamma=gamma)
     log_likelihood = -n * data.objective(log_params, 0.0)[0]
@@ -429,7 +434,8 @@ def _minimise(objective, start, penalizer, names, *, model):
         )
     if not (np.all(np.isfinite(result.x)) and np.isfinite(result.fun)):
         raise FitError(
-            f"the {model} optimiser returned non-finite values ({result.message}): {_REMEDY}"
+            f"the {model} optimiser returned non-finite values ({result.message}): "
+            f"{_REMEDIES[_MODEL_KEYS[model]]}"
         )
     message = f"{result.message} after {result.nit} iterations"
     converged = bool(result.success)
@@ -442,7 +448,10 @@ def _minimise(objective, start, penalizer, names, *, model):
 
 def _finite_ll(value: float, model: str) -> float:
     if not math.isfinite(value):
-        raise FitError(f"the {model} log-likelihood at the optimum is not finite: {_REMEDY}")
+        raise FitError(
+            f"the {model} log-likelihood at the optimum is not finite: "
+            f"{_REMEDIES[_MODEL_KEYS[model]]}"
+        )
     return float(value)
 
 

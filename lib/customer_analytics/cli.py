@@ -77,11 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
         parents = [common, mode] if job.name == "segment" else [common]
         jobs.add_parser(job.name, parents=parents, help=job.help, description=job.help)
     stages = " -> ".join(PIPELINE)
-    jobs.add_parser(
+    pipeline = jobs.add_parser(
         "pipeline",
         parents=[common, mode],
         help=f"run every stage in order ({stages})",
         description=f"Run every stage in order: {stages}.",
+    )
+    pipeline.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=[name for name in PIPELINE if name != "ingest"],
+        metavar="STAGE",
+        help="leave a stage out (repeatable), e.g. --skip clv on too few customers to fit it",
     )
     return parser
 
@@ -93,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
         return int(exit_.code or 0)
-    stages = list(PIPELINE) if args.job == "pipeline" else [args.job]
+    if args.job == "pipeline":
+        stages = [name for name in PIPELINE if name not in args.skip]
+    else:
+        stages = [args.job]
     dates = sorted(set(args.as_of or []))
     try:
         if len(dates) > 1 and args.job != "pipeline":

@@ -169,6 +169,28 @@ NUMERIC_CUSTOMER_FEATURES = [
     c for c in CUSTOMER_FEATURE_COLUMNS if c not in NON_NUMERIC_CUSTOMER_FEATURES
 ]
 
+# Customer lifetime value (tables ``customer_clv``, ``clv_models``, SPEC section 5)
+P_ALIVE = "p_alive"
+EXPECTED_SPEND = "expected_spend"
+LTV_PREDICTED = "ltv_predicted"
+MODEL = "model"
+PARAMETER = "parameter"
+PARAMETER_VALUE = "value"
+SAMPLE_SIZE = "sample_size"
+PERIOD_UNIT = "period"
+LOG_LIKELIHOOD = "log_likelihood"
+CONVERGED = "converged"
+
+#: The per-customer values of ``customer_clv`` that ``segment`` joins onto the features it
+#: profiles; the naming rules may test them.
+CUSTOMER_VALUE_COLUMNS = [P_ALIVE, EXPECTED_SPEND, LTV_PREDICTED]
+
+
+def expected_visits_column(horizon_days: int) -> str:
+    """``expected_visits_<H>d``: the expected visits in the next ``horizon_days`` days."""
+    return f"expected_visits_{horizon_days}d"
+
+
 # Monthly sales (table ``monthly_sales``, SPEC section 7)
 MONTH = "month"
 ORDERS = "orders"

@@ -9,9 +9,10 @@ pydantic. Any problem raises :class:`ConfigError` with one line naming the key, 
 
 Names are checked here too, before Spark starts: ``segmentation.features``, the keys of
 ``segmentation.feature_weights`` and the columns the naming rules test must be numeric columns
-of ``customer_features`` (:data:`columns.NUMERIC_CUSTOMER_FEATURES`). Keys reserved for stages
-that are not built yet (``clv.penalizer``, ``clv.horizons_days``, ``report.path``) are refused
-when set, so a setting that would do nothing is not silently accepted.
+of ``customer_features`` (:data:`columns.NUMERIC_CUSTOMER_FEATURES`); a naming rule may also
+test the lifetime values of ``customer_clv`` (:data:`columns.CUSTOMER_VALUE_COLUMNS`). Keys
+reserved for stages that are not built yet (``report.path``) are refused when set, so a setting
+that would do nothing is not silently accepted.
 
 The defaults of the domain live beside their stages: the source kinds' columns, date formats
 and rule switches in :mod:`customer_analytics.source_kinds`, the default segment naming rules
@@ -43,7 +44,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from customer_analytics.columns import NUMERIC_CUSTOMER_FEATURES
+from customer_analytics.columns import CUSTOMER_VALUE_COLUMNS, NUMERIC_CUSTOMER_FEATURES
 from customer_analytics.errors import ConfigError, InputError
 
 # The source kinds' defaults live beside the sources; config.DEFAULT_COLUMNS etc. still work.
@@ -225,19 +226,36 @@ class FeaturesConfig(_Section):
 
 class ClvConfig(_Section):
     """
-    ``period`` is the unit of the BTYD ``recency`` and ``T`` of ``customer_features``.
-    ``penalizer`` and ``horizons_days`` are reserved for the clv stage, not built yet: refused
-    when set, their defaults unused.
+    The ``clv`` job (SPEC section 5) and the unit of the BTYD summary of ``features``.
+
+    ``period`` is the unit of ``recency`` and ``T`` in ``customer_features`` (a week is 7 days),
+    and so the time unit of the fitted BG/NBD. ``penalizer`` is the L2 penalty of the BG/NBD
+    fit (``lifetimes``' ``penalizer_coef``); ``spend_penalizer`` that of the Gamma-Gamma fit,
+    separate because it acts on ``gamma`` in currency units (0.1 makes the CDNOW fit useless).
+    The horizons are in days whatever the period.
     """
 
     period: Literal["day", "week"] = "day"
-    penalizer: float = Field(0.0, ge=0, exclude=True)
-    horizons_days: list[int] = Field(default_factory=lambda: [90, 365], exclude=True)
+    penalizer: float = Field(0.0, ge=0)
+    spend_penalizer: float = Field(0.0, ge=0)
+    #: ``expected_visits_<H>d`` is written for each H.
+    horizons_days: list[int] = Field(default_factory=lambda: [90, 365], min_length=1)
+    #: ``ltv_predicted``: expected spend over this many days, discounted by 30-day steps.
+    ltv_horizon_days: int = Field(365, ge=1)
+    #: Discount rate per 30 days (0.01: 1% a month, ``lifetimes``' default).
+    discount_rate: float = Field(0.01, ge=0, le=1)
+    #: Customers the models are fitted on (a seeded sample); null: all. Everyone is scored.
+    sample_size: int | None = Field(None, ge=100)
+    seed: int = 42
 
-    @field_validator("penalizer", "horizons_days", mode="before")
+    @field_validator("horizons_days")
     @classmethod
-    def _refuse_reserved(cls, value: Any) -> Any:
-        raise _reserved("clv")
+    def _positive_distinct(cls, horizons: list[int]) -> list[int]:
+        if any(h < 1 for h in horizons):
+            raise ValueError("each horizon must be >= 1 day")
+        if len(set(horizons)) != len(horizons):
+            raise ValueError("horizons must be distinct")
+        return horizons
 
 
 class IndexCondition(_Section):
@@ -299,7 +317,9 @@ class SegmentationConfig(_Section):
     """
     The ``segment`` job. Every column it names (``features``, the keys of ``feature_weights``,
     the ``feature`` of each naming rule's conditions) must be a numeric column of
-    ``customer_features`` (:data:`columns.NUMERIC_CUSTOMER_FEATURES`).
+    ``customer_features`` (:data:`columns.NUMERIC_CUSTOMER_FEATURES`); a rule may also test
+    ``p_alive``, ``expected_spend`` or ``ltv_predicted`` of ``customer_clv``, which ``segment``
+    joins on when the table is as of the same date.
     """
 
     features: list[str] = Field(
@@ -354,6 +374,8 @@ class SegmentationConfig(_Section):
     def _rules_test_numeric_features(cls, rules: list[SegmentRule]) -> list[SegmentRule]:
         for number, rule in enumerate(rules):
             for position, condition in enumerate(rule.when):
+                if condition.feature in CUSTOMER_VALUE_COLUMNS:
+                    continue
                 problem = _not_numeric_features([condition.feature])
                 if problem:
                     raise PydanticCustomError(

@@ -7,6 +7,7 @@ A job is a function of a :class:`JobContext` that fills the stage summary it is 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -15,8 +16,8 @@ from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from customer_analytics import columns as C
 from customer_analytics import (
+    clv,
     evaluation,
     features,
     ingest,
@@ -25,6 +26,8 @@ from customer_analytics import (
     segmentation,
     session,
 )
+from customer_analytics import columns as C
+from customer_analytics.clv import ClvModel
 from customer_analytics.config import Config
 from customer_analytics.errors import InputError
 from customer_analytics.evaluation import EvaluationPlan
@@ -41,6 +44,8 @@ CUSTOMERS = "customers"
 QUARANTINE = "quarantine"
 INGEST_RECONCILIATION = "ingest_reconciliation"
 CUSTOMER_FEATURES = "customer_features"
+CUSTOMER_CLV = "customer_clv"
+CLV_MODELS = "clv_models"
 MONTHLY_SALES = "monthly_sales"
 KMEANS_SELECTION = "kmeans_selection"
 CUSTOMER_SEGMENTS = "customer_segments"
@@ -210,6 +215,64 @@ def run_features(ctx: JobContext, summary: StageSummary) -> None:
     summary.detail.update(as_of=period.as_of.isoformat(), monthly_sales_rows=monthly.rows)
 
 
+def run_clv(ctx: JobContext, summary: StageSummary) -> None:
+    """
+    customer_features -> clv_models (appended), customer_clv, as of the features' date
+    (``--as-of`` must equal it). A fit that does not converge is recorded, then ends the job
+    with exit 2.
+    """
+    settings = ctx.config.clv
+    table = read_input(ctx, CUSTOMER_FEATURES)
+    as_of = table_as_of(ctx, CUSTOMER_FEATURES, table)
+    model = ClvModel.fit(table, settings)
+    ctx.warehouse.write(
+        CLV_MODELS,
+        ctx.spark.createDataFrame(model.parameter_rows(ctx.run_id), clv.MODELS_SCHEMA),
+        mode="append",
+        run_id=ctx.run_id,
+    )
+    for line in model.describe():
+        ctx.progress.say(f"[clv] {line}")
+    model.require_converged()
+    ctx.progress.say(f"[clv] fitted in {model.seconds:.1f} s ({settings.period}s)")
+    started = time.perf_counter()
+    scores = model.score(
+        table,
+        horizons_days=settings.horizons_days,
+        ltv_horizon_days=settings.ltv_horizon_days,
+        discount_rate=settings.discount_rate,
+    )
+    written = ctx.warehouse.write(CUSTOMER_CLV, scores, run_id=ctx.run_id)
+    ctx.progress.say(f"[clv] scored and written in {time.perf_counter() - started:.1f} s")
+    summary.rows_in = written.rows
+    summary.rows_out = written.rows
+    summary.detail.update(
+        as_of=as_of.isoformat(),
+        fitted_customers=model.bgnbd.sample_size,
+        fit_seconds=round(model.seconds, 1),
+    )
+
+
+def with_customer_value(ctx: JobContext, customer_features, as_of: date):
+    """
+    ``customer_features`` with ``p_alive``, ``expected_spend`` and ``ltv_predicted`` of
+    ``customer_clv`` joined on when that table is as of ``as_of`` (then the segments are
+    profiled, and may be named, by value); unchanged otherwise, and the job says so.
+    """
+    if ctx.warehouse.exists(CUSTOMER_CLV):
+        values = ctx.warehouse.read(CUSTOMER_CLV)
+        dates = {row[0] for row in values.select(C.AS_OF).distinct().collect()}  # one or few
+        if dates == {as_of}:
+            ctx.progress.say("[segment] profiled with the lifetime values of customer_clv")
+            return customer_features.join(
+                values.select(C.CUSTOMER_ID, *C.CUSTOMER_VALUE_COLUMNS), C.CUSTOMER_ID, "left"
+            )
+    ctx.progress.say(
+        f"[segment] no customer_clv as of {as_of}: profiles without lifetime values (run clv first)"
+    )
+    return customer_features
+
+
 def run_segment(ctx: JobContext, summary: StageSummary) -> None:
     """
     customer_features -> kmeans_selection, customer_segments, segment_profiles,
@@ -223,8 +286,9 @@ def run_segment(ctx: JobContext, summary: StageSummary) -> None:
     seg_cfg = ctx.config.segmentation
     if ctx.mode not in SEGMENT_MODES:
         raise InputError(f"--mode must be one of {', '.join(SEGMENT_MODES)}, got {ctx.mode!r}")
-    table = read_input(ctx, CUSTOMER_FEATURES)
-    as_of = table_as_of(ctx, CUSTOMER_FEATURES, table)
+    features_table = read_input(ctx, CUSTOMER_FEATURES)
+    as_of = table_as_of(ctx, CUSTOMER_FEATURES, features_table)
+    table = with_customer_value(ctx, features_table, as_of)
     store = ModelStore(ctx.warehouse)
     if ctx.mode == "score":
         saved = store.latest()
@@ -451,6 +515,12 @@ JOBS: dict[str, Job] = {
         "build the customer single view (customer_features) and monthly_sales as of a date",
         run_features,
     ),
+    "clv": Job(
+        "clv",
+        "fit BG/NBD and Gamma-Gamma on the customer summary and score every customer: "
+        "customer_clv (p_alive, expected visits, expected spend, ltv_predicted), clv_models",
+        run_clv,
+    ),
     "segment": Job(
         "segment",
         "cluster customers (KMeans) into named segments: customer_segments, segment_profiles, "
@@ -473,4 +543,4 @@ JOBS: dict[str, Job] = {
 }
 
 #: The stages ``pipeline`` runs, in order; only stages that are built are listed.
-PIPELINE: tuple[str, ...] = ("ingest", "features", "segment", "recommend", "evaluate")
+PIPELINE: tuple[str, ...] = ("ingest", "features", "clv", "segment", "recommend", "evaluate")

@@ -41,7 +41,8 @@ Outputs
   ``segment_name``, ``action``, ``size``, ``share``, ``feature``, ``mean``, ``median``
   (``percentile_approx``), ``overall_mean`` and ``index`` = mean / overall mean (null when the
   overall mean is 0). Raw (not imputed, not logged) values; nulls are ignored. Profiled are the
-  clustered features, then the numeric columns the naming rules test and ``total_spend``
+  clustered features, then the numeric columns the naming rules test, ``total_spend``, and
+  ``p_alive`` and ``ltv_predicted`` when the job joined ``customer_clv`` on
   (:func:`profile_features`): a rule may name clusters by a column that is not clustered on.
 - ``feature_importance``: per feature, ``importance`` = between-cluster variance / total
   variance of the scaled feature (the R-squared of the clustering on that feature, 0..1, null
@@ -307,8 +308,9 @@ def profile_features(
 ) -> list[str]:
     """
     The columns profiled in ``segment_profiles``: the clustered ``features``, then the columns
-    the naming ``rules`` test, then ``total_spend`` (for generic names), each once; of the
-    latter two only the numeric columns of the input (``dtypes``, as ``DataFrame.dtypes``).
+    the naming ``rules`` test, then ``total_spend`` (for generic names), then ``p_alive`` and
+    ``ltv_predicted`` (when ``customer_clv`` was joined on), each once; of all but the first
+    only the numeric columns of the input (``dtypes``, as ``DataFrame.dtypes``).
 
     So a rule may test a column that is not clustered on (e.g. ``total_spend`` when visits and
     basket spend are the features): it is profiled and named by, not clustered on. A rule on a
@@ -322,9 +324,8 @@ def profile_features(
     ['total_visits', 'tenure_weeks', 'total_spend']
     """
     types = dict(dtypes)
-    extra = [
-        f for f in [*_rule_features(rules), C.TOTAL_SPEND] if f in types and _is_numeric(types[f])
-    ]
+    candidates = [*_rule_features(rules), C.TOTAL_SPEND, C.P_ALIVE, C.LTV_PREDICTED]
+    extra = [f for f in candidates if f in types and _is_numeric(types[f])]
     return list(dict.fromkeys([*features, *extra]))
 
 
