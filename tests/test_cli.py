@@ -114,6 +114,21 @@ def _rows(warehouse, table):
     return DeltaTable(str(warehouse / table)).to_pyarrow_table().to_pylist()
 
 
+def test_clv_on_six_customers_exits_2_with_one_line_naming_the_remedy(
+    pipeline_run, tmp_path, capsys
+):
+    warehouse = tmp_path / "wh"
+    shutil.copytree(pipeline_run[0], warehouse)  # its runs table stays as the pipeline left it
+
+    code = cli.main(["clv", "--set", f"warehouse.path={warehouse}"])
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert "at least 10 customers, got 6" in err[0]
+    assert err[0].endswith("or leave the stage out (pipeline --skip clv)")
+
+
 def test_pipeline_run_appends_a_runs_row_with_its_arguments(pipeline_run):
     warehouse, argv, code, out = pipeline_run
 

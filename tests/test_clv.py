@@ -344,3 +344,15 @@ def test_holdout_visits_count_days_in_the_window_beside_the_naive_rate(spark):
             "total_actual": 2.0,
         }
     )
+
+
+def test_a_fit_that_did_not_converge_is_refused_with_the_setting_to_change():
+    stuck = FitResult(HAND_BGNBD, -1.0, False, 100, "ABNORMAL_TERMINATION_IN_LNSRCH")
+    model = ClvModel(stuck, FitResult(HAND_SPEND, -1.0, True, 50, "given"), DAY, "day", 0.0)
+
+    with pytest.raises(InputError) as error:
+        model.require_converged()
+
+    assert not model.converged
+    assert str(error.value).startswith("clv: the bgnbd fit on 100 customers did not converge")
+    assert "raise clv.penalizer" in str(error.value)
