@@ -37,8 +37,9 @@ setup(
         "pandas>=2.2,<3",
         "pydantic>=2.7,<3",
         "pyyaml>=6",
-        # the optimal assignment (linear_sum_assignment) that keeps cluster ids across refits
+        # the optimal assignment that keeps cluster ids across refits, and the clv fits
         "scipy>=1.10",
+        "numpy>=1.26",
     ],
     extras_require={
         "spark": SPARK,

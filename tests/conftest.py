@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from pathlib import Path
@@ -18,6 +20,17 @@ FIXTURES = REPO / "tests" / "fixtures"
 SHARED_DATA = Path(
     os.environ.get("CUSTOMER_ANALYTICS_SHARED_DATA", REPO.parent / "shared" / "data")
 )
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    """``customer-analytics <argv>`` in this process (its session), from the repository:
+    (exit code, standard output)."""
+    from customer_analytics import cli
+
+    out = io.StringIO()
+    with contextlib.chdir(REPO), contextlib.redirect_stdout(out):
+        code = cli.main(list(argv))
+    return code, out.getvalue()
 
 
 def shared_file(name: str) -> Path:

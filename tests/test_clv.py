@@ -6,8 +6,6 @@ can work out by hand on a few rows.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import warnings
 from datetime import date
 
@@ -15,13 +13,12 @@ import pytest
 from chispa import assert_approx_df_equality
 from deltalake import DeltaTable
 
-from customer_analytics import cli
 from customer_analytics import columns as C
 from customer_analytics.btyd import BgNbdParams, FitResult, GammaGammaParams
 from customer_analytics.clv import ClvModel, holdout_summary, holdout_visits
 from customer_analytics.config import ClvConfig
 from customer_analytics.errors import InputError
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import FIXTURES, run_cli
 
 CDNOW_AS_OF = date(1997, 9, 30)  # the end of the 39-week calibration period
 # Fader, Hardie and Lee (2005); Fader and Hardie's Gamma-Gamma note: CDNOW, weeks
@@ -34,13 +31,6 @@ PUBLISHED = {
     ("gamma_gamma", "q"): 3.74,
     ("gamma_gamma", "gamma"): 15.44,
 }
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.chdir(REPO), contextlib.redirect_stdout(out):
-        code = cli.main(list(argv))
-    return code, out.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +54,7 @@ def cdnow_warehouse(spark, tmp_path_factory):
     ]
     outputs = {}
     for job in ("ingest", "features", "clv"):
-        code, outputs[job] = run(job, *common)
+        code, outputs[job] = run_cli(job, *common)
         assert code == 0, outputs[job]
     return warehouse, outputs["clv"]
 
@@ -259,7 +249,7 @@ def test_a_summary_in_days_is_refused_when_the_period_is_weeks(spark):
 def test_the_clv_job_refuses_another_as_of_than_its_features(cdnow_warehouse):
     warehouse, _ = cdnow_warehouse
 
-    code, _ = run("clv", "--set", f"warehouse.path={warehouse}", "--as-of", "1997-06-30")
+    code, _ = run_cli("clv", "--set", f"warehouse.path={warehouse}", "--as-of", "1997-06-30")
 
     assert code == 2
 
@@ -271,7 +261,7 @@ def test_a_naming_rule_on_p_alive_names_the_segment_with_the_lower_mean(cdnow_wa
         " {name: Alive, action: thank, when: [{feature: p_alive, above: 1.0}]}]"
     )
 
-    code, out = run(
+    code, out = run_cli(
         "segment",
         "--set",
         f"warehouse.path={warehouse}",
@@ -356,3 +346,21 @@ def test_a_fit_that_did_not_converge_is_refused_with_the_setting_to_change():
     assert not model.converged
     assert str(error.value).startswith("clv: the bgnbd fit on 100 customers did not converge")
     assert "raise clv.penalizer" in str(error.value)
+
+
+def test_a_sample_size_fits_on_about_that_many_customers_and_scores_everyone(spark):
+    # 2,000 customers with 0 to 4 repeat visits: a seeded sample of about 500 is fitted
+    def customer(i: int) -> tuple:
+        repeats = i % 5
+        recency, spend = (5.0 * repeats + i % 3, 10.0 + i % 7) if repeats else (0.0, 0.0)
+        return (f"c{i}", DAY, date(2024, 1, 1), float(repeats), recency, 30.0, spend)
+
+    data = [customer(i) for i in range(2000)]
+    frame = spark.createDataFrame(data, SUMMARY_DDL)
+
+    model = ClvModel.fit(frame, ClvConfig(sample_size=500, seed=7))
+    scores = model.score(frame, horizons_days=[30], ltv_horizon_days=30, discount_rate=0.0)
+
+    assert 400 < model.bgnbd.sample_size < 600
+    assert model.gamma_gamma.sample_size < model.bgnbd.sample_size
+    assert scores.count() == 2000

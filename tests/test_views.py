@@ -5,27 +5,17 @@ Views over time: ``pipeline`` for several dates, ``segment --mode score`` on ano
 
 from __future__ import annotations
 
-import contextlib
-import io
 from datetime import date
 
 import pytest
 from pyspark.sql import functions as F
 
-from customer_analytics import cli
 from customer_analytics import columns as C
 from customer_analytics.tables import Warehouse
-from tests.conftest import REPO
+from tests.conftest import run_cli
 from tests.test_backfill import invoice_lines, settings, write_csv
 
 MARCH, JUNE = date(2011, 3, 31), date(2011, 6, 30)
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.chdir(REPO), contextlib.redirect_stdout(out):
-        code = cli.main(list(argv))
-    return code, out.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +31,12 @@ def customers_by(day: date) -> set[str]:
 @pytest.fixture(scope="module")
 def two_dates(spark, source, tmp_path_factory):
     warehouse = tmp_path_factory.mktemp("views") / "wh"
-    code, out = run(
+    code, out = run_cli(
         "pipeline",
         "--skip",
         "clv",
+        "--skip",
+        "evaluate",  # the views are segments; evaluate's dates are tested in test_backfill
         "--as-of",
         JUNE.isoformat(),
         "--as-of",
@@ -91,7 +83,7 @@ def test_recommend_refuses_segments_of_another_date(two_dates, source, capsys):
     warehouse, _ = two_dates
     capsys.readouterr()
 
-    code, _ = run("recommend", "--as-of", MARCH.isoformat(), *settings(source, warehouse.path))
+    code, _ = run_cli("recommend", "--as-of", MARCH.isoformat(), *settings(source, warehouse.path))
 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
@@ -103,8 +95,8 @@ def test_score_mode_applies_the_saved_model_to_another_date(spark, two_dates, so
     # after the run for both dates the latest model is June's; score March's features with it
     warehouse, _ = two_dates
     common = settings(source, warehouse.path)
-    assert run("features", "--as-of", MARCH.isoformat(), *common)[0] == 0
-    code, out = run("segment", "--mode", "score", "--as-of", MARCH.isoformat(), *common)
+    assert run_cli("features", "--as-of", MARCH.isoformat(), *common)[0] == 0
+    code, out = run_cli("segment", "--mode", "score", "--as-of", MARCH.isoformat(), *common)
 
     assert code == 0, out
     assert f"fitted as of {JUNE}" in out
@@ -117,6 +109,6 @@ def test_score_mode_applies_the_saved_model_to_another_date(spark, two_dates, so
 
 
 def test_several_dates_are_only_for_pipeline(source, tmp_path, capsys):
-    code, _ = run("features", "--as-of", "2011-03-31", "--as-of", "2011-06-30")
+    code, _ = run_cli("features", "--as-of", "2011-03-31", "--as-of", "2011-06-30")
     assert code == 2
     assert "--as-of: features runs for one date; pipeline takes several" in capsys.readouterr().err

@@ -343,14 +343,24 @@ class Persisted:
     """
     DataFrames a job reads more than once: ``keep(df)`` persists one at ``level``,
     ``release()`` all.
+
+    With ``cut_lineage``, ``keep`` computes the frame now into a local checkpoint instead: the
+    frames built on it then plan from a leaf, not from the whole lineage before it, which
+    Spark otherwise analyses again and compares with every cached plan at each step.
     """
 
-    def __init__(self, level: StorageLevel = StorageLevel.MEMORY_AND_DISK) -> None:
+    def __init__(
+        self, level: StorageLevel = StorageLevel.MEMORY_AND_DISK, *, cut_lineage: bool = False
+    ) -> None:
         self._frames = []
         self._level = level
+        self._cut_lineage = cut_lineage
 
     def keep(self, df):
-        self._frames.append(df.persist(self._level))
+        if self._cut_lineage:
+            self._frames.append(df.localCheckpoint(eager=True, storageLevel=self._level))
+        else:
+            self._frames.append(df.persist(self._level))
         return self._frames[-1]
 
     def adopt(self, df):
@@ -373,7 +383,7 @@ def run_recommend(ctx: JobContext, summary: StageSummary) -> None:
     lines = read_input(ctx, ORDER_LINES)
     segments = read_input(ctx, CUSTOMER_SEGMENTS)
     period = Period.of(cfg, table_as_of(ctx, CUSTOMER_SEGMENTS, segments))
-    persisted = Persisted()
+    persisted = Persisted(cut_lineage=True)
     try:
         recommender = Recommender.assemble(lines, segments, period, cfg.recommend, persisted.keep)
         top = ctx.warehouse.write(
@@ -430,7 +440,7 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
     ctx.progress.say(f"[evaluate] {plan.describe(ev)}")
     # On disk: with a dozen frames cached in the heap, the lists' aggregations ran out of a 4g
     # heap at 10M transactions.
-    persisted = Persisted(StorageLevel.DISK_ONLY)
+    persisted = Persisted(StorageLevel.DISK_ONLY, cut_lineage=True)
     # Without adaptive execution: the lists' plans are deep, and re-planning them after every
     # query stage cost more than it saved (evaluate at 1x: 147 s without, 174 s with).
     with session.sql_settings(ctx.spark, {"spark.sql.adaptive.enabled": "false"}):
