@@ -33,6 +33,13 @@ def run_cli(*argv: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+def table_rows(warehouse: Path, table: str) -> list[dict]:
+    """The rows of the Delta table ``<warehouse>/<table>``, read with deltalake (no Spark)."""
+    from deltalake import DeltaTable
+
+    return DeltaTable(str(warehouse / table)).to_pyarrow_table().to_pylist()
+
+
 def shared_file(name: str) -> Path:
     """A file of ../shared/data, or skip the test when the folder is absent (a user's clone)."""
     path = SHARED_DATA / name

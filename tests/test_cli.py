@@ -14,7 +14,7 @@ import pytest
 from deltalake import DeltaTable
 
 from customer_analytics import cli
-from tests.conftest import BACKENDS, FIXTURES, REPO
+from tests.conftest import BACKENDS, FIXTURES, REPO, table_rows
 
 
 @pytest.fixture(autouse=True)
@@ -110,10 +110,6 @@ def pipeline_run(spark, tmp_path_factory, request):
     return warehouse, argv, code, out.getvalue()
 
 
-def _rows(warehouse, table):
-    return DeltaTable(str(warehouse / table)).to_pyarrow_table().to_pylist()
-
-
 def test_clv_on_six_customers_exits_2_with_one_line_naming_the_remedy(
     pipeline_run, tmp_path, capsys
 ):
@@ -133,7 +129,7 @@ def test_pipeline_run_appends_a_runs_row_with_its_arguments(pipeline_run):
     warehouse, argv, code, out = pipeline_run
 
     assert code == 0
-    runs = _rows(warehouse, "runs")
+    runs = table_rows(warehouse, "runs")
     assert len(runs) == 1
     run = runs[0]
     assert (run["job"], run["status"], run["error"]) == ("pipeline", "succeeded", None)
@@ -159,7 +155,7 @@ def test_pipeline_writes_the_all_customers_top_list_counted_by_hand(pipeline_run
 
     overall = sorted(
         (r["rank"], r["product_id"], r["buyers"], r["quantity"], round(r["penetration"], 4))
-        for r in _rows(warehouse, "segment_top_products")
+        for r in table_rows(warehouse, "segment_top_products")
         if r["cluster"] is None
     )
 
@@ -176,9 +172,9 @@ def test_pipeline_writes_the_all_customers_top_list_counted_by_hand(pipeline_run
 
 def test_pipeline_recommends_every_member_only_products_they_never_bought(pipeline_run):
     warehouse = pipeline_run[0]
-    bought = {(r["customer_id"], r["product_id"]) for r in _rows(warehouse, "order_lines")}
+    bought = {(r["customer_id"], r["product_id"]) for r in table_rows(warehouse, "order_lines")}
 
-    recs = _rows(warehouse, "customer_recommendations")
+    recs = table_rows(warehouse, "customer_recommendations")
 
     assert {r["customer_id"] for r in recs} == {"201", "202", "203", "204", "205", "206"}
     assert [r for r in recs if (r["customer_id"], r["product_id"]) in bought] == []
@@ -187,7 +183,7 @@ def test_pipeline_recommends_every_member_only_products_they_never_bought(pipeli
 def test_pipeline_evaluation_has_a_row_per_recommender_target_and_k(pipeline_run):
     warehouse = pipeline_run[0]
 
-    rows = _rows(warehouse, "recommendation_eval")
+    rows = table_rows(warehouse, "recommendation_eval")
 
     assert sorted((r["recommender"], r["target"], r["k"]) for r in rows) == sorted(
         (name, target, k)
@@ -224,7 +220,7 @@ def test_pipeline_evaluation_scores_the_popularity_baseline_as_counted_by_hand(p
 
     row = next(
         r
-        for r in _rows(warehouse, "recommendation_eval")
+        for r in table_rows(warehouse, "recommendation_eval")
         if (r["recommender"], r["target"], r["k"]) == ("global_popular", "all", 5)
     )
 

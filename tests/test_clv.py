@@ -11,14 +11,13 @@ from datetime import date
 
 import pytest
 from chispa import assert_approx_df_equality
-from deltalake import DeltaTable
 
 from customer_analytics import columns as C
 from customer_analytics.btyd import BgNbdParams, FitResult, GammaGammaParams
 from customer_analytics.clv import ClvModel, holdout_summary, holdout_visits
 from customer_analytics.config import ClvConfig
 from customer_analytics.errors import InputError
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES, run_cli, table_rows
 
 CDNOW_AS_OF = date(1997, 9, 30)  # the end of the 39-week calibration period
 # Fader, Hardie and Lee (2005); Fader and Hardie's Gamma-Gamma note: CDNOW, weeks
@@ -59,14 +58,10 @@ def cdnow_warehouse(spark, tmp_path_factory):
     return warehouse, outputs["clv"]
 
 
-def rows(warehouse, table) -> list[dict]:
-    return DeltaTable(str(warehouse / table)).to_pyarrow_table().to_pylist()
-
-
 def test_cdnow_from_raw_transactions_gives_the_published_parameters(cdnow_warehouse):
     warehouse, _ = cdnow_warehouse
 
-    models = rows(warehouse, "clv_models")
+    models = table_rows(warehouse, "clv_models")
 
     fitted = {(r["model"], r["parameter"]): r["value"] for r in models}
     assert fitted.keys() == PUBLISHED.keys()
@@ -92,7 +87,7 @@ def test_the_job_prints_each_model_and_the_customers_it_fitted(cdnow_warehouse):
 def test_cdnow_scores_equal_lifetimes_per_customer(spark, cdnow_warehouse):
     lifetimes = pytest.importorskip("lifetimes")
     warehouse, _ = cdnow_warehouse
-    fitted = {(r["model"], r["parameter"]): r["value"] for r in rows(warehouse, "clv_models")}
+    fitted = {(r["model"], r["parameter"]): r["value"] for r in table_rows(warehouse, "clv_models")}
     features = spark.read.format("delta").load(str(warehouse / "customer_features"))
     scores = spark.read.format("delta").load(str(warehouse / "customer_clv"))
     both = features.join(scores, C.CUSTOMER_ID).toPandas()  # 2,357 rows
@@ -277,7 +272,7 @@ def test_a_naming_rule_on_p_alive_names_the_segment_with_the_lower_mean(cdnow_wa
 
     assert code == 0, out
     assert "[segment] profiled with the lifetime values of customer_clv" in out
-    profiles = rows(warehouse, "segment_profiles")
+    profiles = table_rows(warehouse, "segment_profiles")
     p_alive = {r["segment_name"]: r["mean"] for r in profiles if r["feature"] == C.P_ALIVE}
     assert set(p_alive) == {"Fading", "Alive"}
     assert p_alive["Fading"] < p_alive["Alive"]

@@ -346,7 +346,9 @@ class Persisted:
 
     With ``cut_lineage``, ``keep`` computes the frame now into a local checkpoint instead: the
     frames built on it then plan from a leaf, not from the whole lineage before it, which
-    Spark otherwise analyses again and compares with every cached plan at each step.
+    Spark otherwise analyses again and compares with every cached plan at each step. The
+    blocks of a checkpoint are not freed by ``release()`` but when the frame is garbage
+    collected (Spark's context cleaner), at the latest when the job's session stops.
     """
 
     def __init__(

@@ -351,11 +351,7 @@ def fit_kmeans(kmeans: KMeans, data: DataFrame, *, n_init: int) -> KMeansModel:
     workers = min(n_init, data.sparkSession.sparkContext.defaultParallelism)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         models = list(pool.map(lambda start: start.fit(data), starts))
-    best = models[0]
-    for model in models[1:]:
-        if model.summary.trainingCost < best.summary.trainingCost:
-            best = model
-    return best
+    return min(models, key=lambda model: model.summary.trainingCost)  # ties: the first
 
 
 def sweep_k(
