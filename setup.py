@@ -40,6 +40,8 @@ setup(
         # the optimal assignment that keeps cluster ids across refits, and the clv fits
         "scipy>=1.10",
         "numpy>=1.26",
+        # the report's charts (Agg canvas, no display); 3.10 for horizontal box plots
+        "matplotlib>=3.10",
     ],
     extras_require={
         "spark": SPARK,
@@ -55,6 +57,8 @@ setup(
             "lifetimes>=0.11",
             "moto[server]>=5.1",
             "setuptools>=70.1",
+            # drives Debian's chromium (no browser download) to check the report renders
+            "playwright>=1.45",
         ],
     },
     entry_points={"console_scripts": ["customer-analytics=customer_analytics.cli:console_main"]},

@@ -81,6 +81,8 @@ PIPELINE_ARGV = [
     "pipeline",
     "--skip",
     "clv",  # 6 members: too few to fit the lifetime value models
+    "--skip",
+    "report",  # tested in test_report.py, and after a pipeline in test_views.py
     "--set",
     f"source.path={FIXTURES / 'product_json_pipeline.csv'}",
     "--set",

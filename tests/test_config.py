@@ -235,35 +235,47 @@ def test_a_wrong_feature_name_exits_2_before_any_job_runs(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------------
-# Keys reserved for the stages not built yet
+# The report section
 
 
-def test_a_reserved_key_set_in_the_file_is_refused(tmp_path):
-    path = write_yaml(tmp_path, "source: {path: x}\nreport: {path: reports}\n")
+def test_report_defaults_to_every_export_beside_the_warehouse(tmp_path):
+    cfg = config.load(write_yaml(tmp_path, "source: {path: x}\n"))
+
+    assert cfg.report.path is None  # the job writes to <warehouse.path>/_report
+    assert cfg.report.exports == [
+        "segments",
+        "profiles",
+        "top_products",
+        "recommendations",
+        "migration",
+    ]
+
+
+def test_an_unknown_export_is_named_with_its_position(tmp_path):
+    path = write_yaml(tmp_path, "source: {path: x}\nreport: {exports: [segments, charts]}\n")
 
     with pytest.raises(ConfigError) as error:
         config.load(path)
 
-    reserved = "reserved for the report stage, which is not built yet; remove it"
-    assert str(error.value) == f"{path}: report.path: {reserved}"
+    assert str(error.value).startswith(f"{path}: report.exports.1: Input should be 'segments'")
+    assert str(error.value).endswith("(got 'charts')")
 
 
-def test_a_reserved_key_set_with_set_is_refused_even_at_its_default(tmp_path):
+def test_an_export_listed_twice_is_refused(tmp_path):
     path = write_yaml(tmp_path, "source: {path: x}\n")
 
-    with pytest.raises(ConfigError, match="report.path: reserved for the report stage"):
-        config.load(path, ["report.path=report"])
+    with pytest.raises(ConfigError, match="report.exports: listed more than once: profiles"):
+        config.load(path, ["report.exports=[profiles, segments, profiles]"])
 
 
-def test_reserved_defaults_do_not_stop_a_reload_and_clv_keys_stay(tmp_path):
+def test_report_settings_survive_a_reload_with_overrides(tmp_path):
     cfg = config.load(
-        write_yaml(tmp_path, "source: {path: x}\nclv: {period: week, penalizer: 0.1}\n")
+        write_yaml(tmp_path, "source: {path: x}\nreport: {path: s3a://b/r, exports: []}\n")
     )
 
     reloaded = cfg.with_overrides(["features.as_of=2024-01-31"])  # dumps and validates again
 
-    assert (reloaded.clv.period, reloaded.clv.penalizer) == ("week", 0.1)
-    assert reloaded.model_dump()["report"] == {}
+    assert (reloaded.report.path, reloaded.report.exports) == ("s3a://b/r", [])
 
 
 @pytest.mark.parametrize(

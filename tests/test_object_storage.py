@@ -162,6 +162,38 @@ def test_pipeline_writes_every_table_to_the_bucket(s3_pipeline):
         assert DeltaTable(f"s3://{BUCKET}/wh/{table}", storage_options=options).version() >= 0
 
 
+def test_the_report_is_written_to_the_bucket_beside_the_tables(s3_pipeline):
+    import boto3
+
+    endpoint, first, _ = s3_pipeline
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+    )
+
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="wh/_report/")["Contents"]
+    keys = {o["Key"].removeprefix("wh/_report/") for o in listed}
+    assert {"report.html", "charts/segment_sizes.png", "exports/segments.csv"} <= keys
+    assert not [k for k in keys if "_staging-" in k]  # the CSV parts were moved, staging removed
+    page = s3.get_object(Bucket=BUCKET, Key="wh/_report/report.html")["Body"].read().decode()
+    assert "Customers as of 2023-03-31: 2 segments" in page
+    segments = s3.get_object(Bucket=BUCKET, Key="wh/_report/exports/segments.csv")["Body"]
+    lines = segments.read().decode().splitlines()
+    assert lines[0] == "customer_id,as_of,cluster,segment_name,distance"
+    assert sorted(line.split(",")[0] for line in lines[1:]) == [
+        "201",
+        "202",
+        "203",
+        "204",
+        "205",
+        "206",
+    ]
+    assert f"report s3a://{BUCKET}/wh/_report/report.html" in first.stdout
+
+
 def test_tables_on_the_bucket_hold_the_fixture_counted_by_hand(s3_pipeline):
     endpoint, first, _ = s3_pipeline
     options = _storage_options(endpoint)

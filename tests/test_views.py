@@ -5,7 +5,9 @@ Views over time: ``pipeline`` for several dates, ``segment --mode score`` on ano
 
 from __future__ import annotations
 
+import csv
 from datetime import date
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
@@ -112,3 +114,27 @@ def test_several_dates_are_only_for_pipeline(source, tmp_path, capsys):
     code, _ = run_cli("features", "--as-of", "2011-03-31", "--as-of", "2011-06-30")
     assert code == 2
     assert "--as-of: features runs for one date; pipeline takes several" in capsys.readouterr().err
+
+
+def test_the_pipeline_ends_with_the_report_of_its_last_date(two_dates):
+    warehouse, out = two_dates
+    folder = Path(warehouse.path) / "_report"  # report.path unset: beside the tables
+
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert f"Customers as of {JUNE}: 2 segments" in page
+    # clv and evaluate were skipped: no value and no evaluation chart
+    assert sorted(p.stem for p in (folder / "charts").iterdir()) == [
+        "k_selection",
+        "monthly_sales",
+        "profile_heatmap",
+        "rfm_distribution",
+        "segment_migration",
+        "segment_sizes",
+        "top_products",
+    ]
+    with open(folder / "exports" / "migration.csv", newline="", encoding="utf-8") as handle:
+        moves = list(csv.DictReader(handle))
+    assert {(m["from_as_of"], m["to_as_of"]) for m in moves} == {(str(MARCH), str(JUNE))}
+    assert sum(int(m["customers"]) for m in moves) == len(customers_by(JUNE))
+    assert f"[report {JUNE}] started" in out and f"[report {MARCH}]" not in out  # once, last
+    assert out.strip().splitlines()[-1].endswith(f"; report file:{folder}/report.html")

@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="last day observed (overrides features.as_of); default: date of the last order "
         "(segment, recommend: the date of their input table); pipeline takes several, e.g. the "
-        "half-years of the data, and runs the stages after ingest for each in turn",
+        "half-years of the data, and runs the stages after ingest for each in turn (the report "
+        "once, for the last)",
     )
     common.add_argument(
         "--set",
@@ -206,19 +207,25 @@ def run(
         _error(f"could not append to the runs table: {exc}")
         code = code or EXIT_FAILED
     if code == EXIT_OK:
+        report = f"; report {ctx.report_file}" if ctx.report_file else ""
         progress.say(
             f"[{job_name}] done in {sum(s.seconds for s in progress.stages):.1f} s; tables in "
-            f"{location}"
+            f"{location}{report}"
         )
     return code
 
 
 def _steps(jobs: list[Job], dates: list[date]) -> list[tuple[Job, date | None]]:
-    """(job, as_of) in the order they run: source readers once, the rest once per date."""
+    """
+    (job, as_of) in the order they run: source readers once, then the other stages once per
+    date, then the stages for the last date only (the report).
+    """
     if len(dates) < 2:
         return [(job, dates[0] if dates else None) for job in jobs]
     once = [(job, None) for job in jobs if job.reads_source]
-    return once + [(job, day) for day in dates for job in jobs if not job.reads_source]
+    per_date = [j for j in jobs if not (j.reads_source or j.last_date_only)]
+    last = [(job, dates[-1]) for job in jobs if job.last_date_only]
+    return once + [(job, day) for day in dates for job in per_date] + last
 
 
 def _load_config(args: argparse.Namespace, dates: list[date]) -> Config:

@@ -10,9 +10,7 @@ pydantic. Any problem raises :class:`ConfigError` with one line naming the key, 
 Names are checked here too, before Spark starts: ``segmentation.features``, the keys of
 ``segmentation.feature_weights`` and the columns the naming rules test must be numeric columns
 of ``customer_features`` (:data:`columns.NUMERIC_CUSTOMER_FEATURES`); a naming rule may also
-test the lifetime values of ``customer_clv`` (:data:`columns.CUSTOMER_VALUE_COLUMNS`). Keys
-reserved for stages that are not built yet (``report.path``) are refused when set, so a setting
-that would do nothing is not silently accepted.
+test the lifetime values of ``customer_clv`` (:data:`columns.CUSTOMER_VALUE_COLUMNS`).
 
 The defaults of the domain live beside their stages: the source kinds' columns, date formats
 and rule switches in :mod:`customer_analytics.source_kinds`, the default segment naming rules
@@ -200,22 +198,30 @@ class WarehouseConfig(_Section):
     delta: Literal["auto", "native", "deltalake"] = "auto"
 
 
-def _reserved(stage: str) -> PydanticCustomError:
-    """The error for a key set that only the ``stage``, not built yet, will read."""
-    return PydanticCustomError(
-        "reserved", f"reserved for the {stage} stage, which is not built yet; remove it"
-    )
+#: The CSV exports the ``report`` job can write (``report.exports``), each from one table.
+REPORT_EXPORTS = ("segments", "profiles", "top_products", "recommendations", "migration")
 
 
 class ReportConfig(_Section):
-    """The report stage, not built yet: ``path`` is reserved (its default is unused)."""
+    """
+    The ``report`` job: charts, ``report.html`` and CSV exports under ``path`` (a local path or
+    an object-store URI). ``path`` null: ``<warehouse.path>/_report``. ``exports`` names the
+    CSV files to write; the per-customer ones (``segments``, ``recommendations``) are the
+    large ones.
+    """
 
-    path: str = Field("report", exclude=True)
+    path: str | None = None
+    exports: list[Literal[REPORT_EXPORTS]] = Field(default_factory=lambda: list(REPORT_EXPORTS))
+    #: products listed on each segment's card
+    card_products: int = Field(5, ge=1, le=50)
 
-    @field_validator("path", mode="before")
+    @field_validator("exports")
     @classmethod
-    def _refuse_reserved(cls, value: Any) -> Any:
-        raise _reserved("report")
+    def _unique(cls, exports: list[str]) -> list[str]:
+        repeated = sorted({e for e in exports if exports.count(e) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        return exports
 
 
 class FeaturesConfig(_Section):
@@ -608,7 +614,7 @@ def _describe(exc: ValidationError) -> str:
             message = "unknown key"
         elif error["type"] == "missing":
             message = "required value is missing"
-        elif error["type"] in ("reserved", "feature_name"):
+        elif error["type"] == "feature_name":
             pass  # the message names what is wrong
         elif "input" in error and not isinstance(error["input"], dict | list):
             message = f"{message} (got {error['input']!r})"

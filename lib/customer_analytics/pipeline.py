@@ -17,12 +17,14 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from customer_analytics import (
+    charts,
     clv,
     evaluation,
     features,
     ingest,
     migration,
     recommend,
+    report_html,
     segmentation,
     session,
 )
@@ -31,11 +33,14 @@ from customer_analytics.clv import ClvModel
 from customer_analytics.config import Config
 from customer_analytics.errors import InputError
 from customer_analytics.evaluation import EvaluationPlan
+from customer_analytics.exports import CsvExport
 from customer_analytics.models import ModelStore
 from customer_analytics.period import Period
 from customer_analytics.progress import Progress, StageSummary
 from customer_analytics.recommend import Recommender
+from customer_analytics.report import ReportData
 from customer_analytics.sources import read_source
+from customer_analytics.storage import FileSystem, join
 from customer_analytics.tables import Warehouse
 
 ORDER_LINES = "order_lines"
@@ -70,6 +75,8 @@ class JobContext:
     progress: Progress
     #: ``segment`` job: ``fit`` a new model, or ``score`` with the latest saved one.
     mode: str = "fit"
+    #: The page the ``report`` job wrote, once it has.
+    report_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class Job:
     help: str
     run: Callable[[JobContext, StageSummary], None]
     reads_source: bool = False
+    #: With several ``--as-of`` dates, run once, for the last date, after the other stages.
+    last_date_only: bool = False
 
 
 def run_ingest(ctx: JobContext, summary: StageSummary) -> None:
@@ -515,6 +524,89 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
     summary.detail.update(cutoff=plan.cutoff.isoformat(), k=fitted.k, catalogue=catalogue)
 
 
+#: ``report.exports`` name -> the table it exports.
+EXPORTED_TABLES = {
+    "segments": CUSTOMER_SEGMENTS,
+    "profiles": SEGMENT_PROFILES,
+    "top_products": SEGMENT_TOP_PRODUCTS,
+    "recommendations": CUSTOMER_RECOMMENDATIONS,
+    "migration": SEGMENT_MIGRATION,
+}
+
+
+def report_folder(ctx: JobContext) -> str:
+    """``report.path``, or ``<warehouse.path>/_report`` when it is not set."""
+    return ctx.config.report.path or join(ctx.warehouse.path, "_report")
+
+
+def run_report(ctx: JobContext, summary: StageSummary) -> None:
+    """
+    The gold tables -> ``<report.path>/report.html``, ``charts/*.png`` and ``exports/*.csv``,
+    as of the segments' date. Only summaries of the tables reach the driver
+    (:class:`~customer_analytics.report.ReportData`); the CSV exports are written by Spark.
+    """
+    settings = ctx.config.report
+    profiles = read_input(ctx, SEGMENT_PROFILES)
+    as_of = table_as_of(ctx, SEGMENT_PROFILES, profiles)
+
+    def optional(name: str):
+        return ctx.warehouse.read(name) if ctx.warehouse.exists(name) else None
+
+    started = time.perf_counter()
+    data = ReportData.collect(
+        profiles,
+        as_of=as_of,
+        kmeans_selection=optional(KMEANS_SELECTION),
+        customer_features=optional(CUSTOMER_FEATURES),
+        monthly_sales=optional(MONTHLY_SALES),
+        segment_top_products=optional(SEGMENT_TOP_PRODUCTS),
+        recommendation_eval=optional(RECOMMENDATION_EVAL),
+        customer_clv=optional(CUSTOMER_CLV),
+        customer_segments=optional(CUSTOMER_SEGMENTS),
+        segment_migration=optional(SEGMENT_MIGRATION),
+        ingest_reconciliation=optional(INGEST_RECONCILIATION),
+    )
+    ctx.progress.say(f"[report] figures summarised in {time.perf_counter() - started:.1f} s")
+    folder = report_folder(ctx)
+    fs = FileSystem.for_session(ctx.spark)
+    started = time.perf_counter()
+    drawn = charts.draw(data, products_per_segment=settings.card_products)
+    fs.delete(join(folder, "charts"))  # no chart of an earlier report outlives it
+    for chart in drawn:
+        fs.write_bytes(join(folder, "charts", chart.file_name), chart.png)
+    ctx.progress.say(
+        f"[report] {len(drawn)} charts drawn in {time.perf_counter() - started:.1f} s: "
+        f"{join(folder, 'charts')}"
+    )
+    fs.delete(join(folder, "exports"))
+    export = CsvExport(fs, join(folder, "exports"))
+    exported = []
+    for name in settings.exports:
+        table = EXPORTED_TABLES[name]
+        if not ctx.warehouse.exists(table):
+            ctx.progress.say(f"[report] no {name}.csv: the warehouse has no table {table!r}")
+            continue
+        started = time.perf_counter()
+        export.write(name, ctx.warehouse.read(table))
+        exported.append(f"{name}.csv")
+        ctx.progress.say(f"[report] exports/{name}.csv in {time.perf_counter() - started:.1f} s")
+    facts = report_html.RunFacts(
+        run_id=ctx.run_id,
+        generated_at=datetime.now(UTC),
+        warehouse=fs.qualified(ctx.warehouse.path),
+        exports=exported,
+    )
+    page = join(folder, "report.html")
+    fs.write_text(
+        page, report_html.render(data, drawn, facts, products_per_card=settings.card_products)
+    )
+    ctx.report_file = fs.qualified(page)
+    ctx.progress.say(f"[report] {ctx.report_file}")
+    summary.rows_in = int(data.segments[C.SIZE].sum())
+    summary.rows_out = len(drawn) + len(exported) + 1
+    summary.detail.update(as_of=as_of.isoformat(), charts=len(drawn), exports=len(exported))
+
+
 JOBS: dict[str, Job] = {
     "ingest": Job(
         "ingest",
@@ -552,7 +644,22 @@ JOBS: dict[str, Job] = {
         "(recommend.evaluation): recommendation_eval",
         run_evaluate,
     ),
+    "report": Job(
+        "report",
+        "charts, a self-contained report.html and CSV exports for BI tools from the gold "
+        "tables, under report.path",
+        run_report,
+        last_date_only=True,
+    ),
 }
 
 #: The stages ``pipeline`` runs, in order; only stages that are built are listed.
-PIPELINE: tuple[str, ...] = ("ingest", "features", "clv", "segment", "recommend", "evaluate")
+PIPELINE: tuple[str, ...] = (
+    "ingest",
+    "features",
+    "clv",
+    "segment",
+    "recommend",
+    "evaluate",
+    "report",
+)

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
+#: Hadoop's file systems that write a checksum file beside every file (``file:``'s default).
+CHECKSUM_FS_CLASS = "org.apache.hadoop.fs.ChecksumFileSystem"
+
 
 def join(base: str, *parts: str) -> str:
     """``base/part/...`` for local paths and URIs alike (``os.path.join`` is for local paths)."""
@@ -44,6 +47,7 @@ class FileSystem:
     def __init__(self, spark: SparkSession) -> None:
         self._jvm = spark.sparkContext._jvm
         self._hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+        self._checksummed = self._jvm.java.lang.Class.forName(CHECKSUM_FS_CLASS)
 
     @classmethod
     def for_session(cls, spark: SparkSession) -> FileSystem:
@@ -71,23 +75,48 @@ class FileSystem:
 
     def read_text(self, path: str) -> str:
         """The whole file as UTF-8 text; ``FileNotFoundError`` naming ``path`` when absent."""
+        return self.read_bytes(path).decode("utf-8")
+
+    def write_text(self, path: str, text: str) -> None:
+        """Create or replace the file with ``text`` (UTF-8), creating its parent folders."""
+        self.write_bytes(path, text.encode("utf-8"))
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Create or replace the file with ``data``, creating its parent folders."""
+        jpath, fs = self._resolve(path)
+        stream = fs.create(jpath, True)
+        try:
+            stream.write(bytearray(data))
+        finally:
+            stream.close()
+
+    def read_bytes(self, path: str) -> bytes:
+        """The whole file; ``FileNotFoundError`` naming ``path`` when absent."""
         jpath, fs = self._resolve(path)
         if not fs.exists(jpath):
             raise FileNotFoundError(f"no file at {path}")
         stream = fs.open(jpath)
         try:
-            return bytes(stream.readAllBytes()).decode("utf-8")
+            return bytes(stream.readAllBytes())
         finally:
             stream.close()
 
-    def write_text(self, path: str, text: str) -> None:
-        """Create or replace the file with ``text`` (UTF-8), creating its parent folders."""
+    def list_files(self, path: str) -> list[str]:
+        """Names of the files directly under ``path``, sorted; empty when ``path`` is absent."""
         jpath, fs = self._resolve(path)
-        stream = fs.create(jpath, True)
-        try:
-            stream.write(bytearray(text.encode("utf-8")))
-        finally:
-            stream.close()
+        if not fs.exists(jpath):
+            return []
+        return sorted(str(s.getPath().getName()) for s in fs.listStatus(jpath) if s.isFile())
+
+    def move(self, source: str, target: str) -> None:
+        """Move the file ``source`` to ``target``, replacing ``target`` when it exists."""
+        jsource, fs = self._resolve(source)
+        jtarget, _ = self._resolve(target)
+        if fs.exists(jtarget):
+            fs.delete(jtarget, False)
+        fs.mkdirs(jtarget.getParent())
+        if not fs.rename(jsource, jtarget):
+            raise OSError(f"could not move {source} to {target}")
 
     def delete(self, path: str) -> bool:
         """Delete a file or a folder with its contents; false when there was nothing."""
@@ -98,4 +127,8 @@ class FileSystem:
         if not path:
             raise ValueError("path must not be empty")
         jpath = self._jvm.org.apache.hadoop.fs.Path(path)
-        return jpath, jpath.getFileSystem(self._hadoop_conf)
+        fs = jpath.getFileSystem(self._hadoop_conf)
+        if self._checksummed.isInstance(fs):
+            # the file system under it: no ``.<name>.crc`` file beside each file written
+            fs = fs.getRawFileSystem()
+        return jpath, fs

@@ -1,0 +1,43 @@
+"""The file layer over Hadoop's FileSystem, on local paths."""
+
+from __future__ import annotations
+
+from customer_analytics.storage import FileSystem, has_scheme, join
+
+
+def test_join_works_for_paths_and_uris():
+    assert join("s3a://bucket/wh/", "_report", "/charts/") == "s3a://bucket/wh/_report/charts"
+    assert join("/tmp/wh", "t") == "/tmp/wh/t"
+    assert (has_scheme("s3a://b/x"), has_scheme("/x"), has_scheme("c:/x")) == (True, False, False)
+
+
+def test_written_bytes_read_back_with_no_checksum_file_beside_them(spark, tmp_path):
+    fs = FileSystem.for_session(spark)
+    path = str(tmp_path / "charts" / "a.png")
+
+    fs.write_bytes(path, b"\x89PNG\x00\xff")
+
+    assert fs.read_bytes(path) == b"\x89PNG\x00\xff"
+    assert sorted(p.name for p in (tmp_path / "charts").iterdir()) == ["a.png"]  # no .a.png.crc
+
+
+def test_list_files_and_dirs_tell_them_apart(spark, tmp_path):
+    fs = FileSystem.for_session(spark)
+    fs.write_text(str(tmp_path / "b.csv"), "x")
+    fs.write_text(str(tmp_path / "a.csv"), "y")
+    fs.write_text(str(tmp_path / "sub" / "c.csv"), "z")
+
+    assert fs.list_files(str(tmp_path)) == ["a.csv", "b.csv"]
+    assert fs.list_dirs(str(tmp_path)) == ["sub"]
+    assert fs.list_files(str(tmp_path / "absent")) == []
+
+
+def test_move_replaces_the_target(spark, tmp_path):
+    fs = FileSystem.for_session(spark)
+    fs.write_text(str(tmp_path / "staging" / "part-0"), "new")
+    fs.write_text(str(tmp_path / "out" / "t.csv"), "old")
+
+    fs.move(str(tmp_path / "staging" / "part-0"), str(tmp_path / "out" / "t.csv"))
+
+    assert fs.read_text(str(tmp_path / "out" / "t.csv")) == "new"
+    assert not (tmp_path / "staging" / "part-0").exists()
