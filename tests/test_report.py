@@ -399,8 +399,12 @@ def test_without_clv_evaluate_and_migration_the_page_says_which_stage_adds_them(
 
     assert code == 0, out
     page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
-    for stage in ("clv", "evaluate", "segment, run for a second --as-of"):
-        assert f"Not in this warehouse: run the {stage} stage to add it." in page
+    assert "No customer value in this warehouse: run clv before segment." in page
+    assert "No recommendation evaluation in this warehouse: run evaluate." in page
+    assert (
+        "No segment migration in this warehouse: run the pipeline for a second --as-of date."
+        in page
+    )
     charts = {p.stem for p in (tmp_path / "report" / "charts").iterdir()}
     assert charts == set(SIZES) - {
         "customer_value",

@@ -224,7 +224,7 @@ def rfm_distribution(rfm: pd.DataFrame) -> Chart:
     axes.set_ylabel("Customers")
     axes.set_xticks(table.index.astype(int))
     axes.yaxis.set_major_formatter(FuncFormatter(_thousands))
-    axes.legend(title="RFM segment", fontsize=10)
+    axes.legend(title="RFM segment", fontsize=10, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes.grid(axis="y", alpha=0.3)
     return Chart(name, title, "Customers per RFM score, by RFM segment", _png(figure))
 

@@ -15,6 +15,7 @@ migration) leaves its part of the report empty: the page says which stage writes
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
@@ -30,6 +31,8 @@ BOX_COLUMNS = ("q05", "q25", "median", "q75", "q95")
 #: The customer values whose distribution per segment the report shows.
 VALUE_MEASURES = (C.LTV_PREDICTED, C.P_ALIVE)
 MEASURE = "measure"
+#: Summaries collected at once.
+COLLECT_THREADS = 4
 
 
 def segment_overview(segment_profiles: DataFrame) -> DataFrame:
@@ -191,40 +194,44 @@ class ReportData:
     ) -> ReportData:
         """
         Summarise the tables given (each ``None`` when absent) in Spark and bring the
-        summaries to the driver. ``customer_features`` and ``customer_clv`` count only when
-        they are as of ``as_of`` (the segments' date); the values per segment need
-        ``customer_segments`` too.
+        summaries to the driver, a few queries at a time. ``customer_features`` and
+        ``customer_clv`` count only for ``as_of`` (the segments' date); the values per segment
+        need ``customer_segments`` too. A summary with no rows is ``None``, as an absent table.
         """
-
-        def small(
-            df: DataFrame | None, summary: Callable[[DataFrame], DataFrame] = lambda df: df
-        ) -> pd.DataFrame | None:
-            return None if df is None else summary(df).toPandas()
-
-        def of_date(df: DataFrame | None) -> DataFrame | None:
-            if df is None:
-                return None
-            dated = df.filter(F.col(C.AS_OF) == F.lit(as_of))
-            return dated if dated.limit(1).count() else None
-
-        features = of_date(customer_features)
-        clv = of_date(customer_clv)
+        dated = F.col(C.AS_OF) == F.lit(as_of)
         value = None
-        if clv is not None and customer_segments is not None:
-            value = value_by_segment(clv, customer_segments)
-        return cls(
-            as_of=as_of,
-            segments=small(segment_overview(segment_profiles)),
-            profiles=small(segment_profiles.orderBy(C.CLUSTER, C.FEATURE)),
-            selection=small(kmeans_selection, lambda df: df.orderBy(C.K)),
-            rfm=small(features, rfm_distribution),
-            monthly=small(monthly_sales, monthly_totals),
-            top_products=small(
+        if customer_clv is not None and customer_segments is not None:
+            value = value_by_segment(customer_clv.filter(dated), customer_segments)
+
+        def summary(df: DataFrame | None, of: Callable[[DataFrame], DataFrame] = lambda df: df):
+            return None if df is None else of(df)
+
+        queries = {
+            "segments": segment_overview(segment_profiles),
+            "profiles": segment_profiles.orderBy(C.CLUSTER, C.FEATURE),
+            "selection": summary(kmeans_selection, lambda df: df.orderBy(C.K)),
+            "rfm": summary(customer_features, lambda df: rfm_distribution(df.filter(dated))),
+            "monthly": summary(monthly_sales, monthly_totals),
+            "top_products": summary(
                 segment_top_products,
                 lambda df: df.orderBy(F.col(C.CLUSTER).asc_nulls_first(), C.RANK),
             ),
-            evaluation=small(recommendation_eval),
-            value=small(value),
-            migration=small(segment_migration, latest_migration),
-            reconciliation=small(ingest_reconciliation, latest_reconciliation),
+            "evaluation": recommendation_eval,
+            "value": value,
+            "migration": summary(segment_migration, latest_migration),
+            "reconciliation": summary(ingest_reconciliation, latest_reconciliation),
+        }
+        present = {name: df for name, df in queries.items() if df is not None}
+        # Concurrent jobs: each summary is a few small stages, and most of their time is the
+        # driver planning them, which overlaps with the executors running another's.
+        with ThreadPoolExecutor(max_workers=COLLECT_THREADS) as pool:
+            collected = pool.map(lambda df: df.toPandas(), present.values())
+            frames = dict(zip(present, collected, strict=True))
+        optional = {
+            name: frame if len(frame) else None
+            for name, frame in frames.items()
+            if name not in ("segments", "profiles")
+        }
+        return cls(
+            as_of=as_of, segments=frames["segments"], profiles=frames["profiles"], **optional
         )

@@ -41,6 +41,8 @@ td.number, th.number { text-align: right; font-variant-numeric: tabular-nums; }
 .card .size { color: #5b6473; margin: 0 0 8px; }
 .card .action { background: #eef3fb; border-left: 4px solid #4477aa; padding: 6px 10px; }
 .card table { font-size: 14px; width: 100%; }
+.card th, .card td { padding: 3px 6px; }
+.card td:first-child { font-size: 13px; }
 .card ol { margin: 4px 0 8px; padding-left: 22px; }
 figure { margin: 24px 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e6e9ef; }
@@ -48,16 +50,16 @@ figcaption { color: #5b6473; font-size: 14px; }
 .missing { color: #8a5a00; background: #fff7e6; padding: 6px 10px; border-radius: 4px; }
 """
 
-#: The stage that writes each optional part, for the page's "not in this warehouse" notes.
-WRITTEN_BY = {
-    "selection": "segment (--mode fit)",
-    "rfm": "features",
-    "monthly": "features",
-    "top_products": "recommend",
-    "evaluation": "evaluate",
-    "value": "clv",
-    "migration": "segment, run for a second --as-of",
-    "reconciliation": "ingest",
+#: Each optional part of the page: what it is, and how to add it when the warehouse lacks it.
+ABSENT = {
+    "selection": ("K sweep", "run segment with --mode fit and no fixed segmentation.k"),
+    "rfm": ("RFM distribution", "run features for the segments' date"),
+    "monthly": ("monthly sales", "run features"),
+    "top_products": ("top products", "run recommend"),
+    "evaluation": ("recommendation evaluation", "run evaluate"),
+    "value": ("customer value", "run clv before segment"),
+    "migration": ("segment migration", "run the pipeline for a second --as-of date"),
+    "reconciliation": ("ingest reconciliation", "run ingest"),
 }
 
 
@@ -107,10 +109,8 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[i
 
 
 def _missing(part: str) -> str:
-    return (
-        f'<p class="missing">Not in this warehouse: run the {escape(WRITTEN_BY[part])} '
-        "stage to add it.</p>"
-    )
+    what, how = ABSENT[part]
+    return f'<p class="missing">No {escape(what)} in this warehouse: {escape(how)}.</p>'
 
 
 def _facts(data: ReportData, facts: RunFacts) -> str:
@@ -151,7 +151,7 @@ def _card(data: ReportData, segment: pd.Series, products_per_card: int) -> str:
     profile = data.profiles[data.profiles[C.CLUSTER] == cluster]
     profile_rows = [
         (
-            escape(row[C.FEATURE]),
+            escape(row[C.FEATURE]).replace("_", "_<wbr>"),  # long names break at underscores
             _number(row[C.MEAN]),
             _number(row[C.OVERALL_MEAN]),
             _number(row[C.INDEX] * 100, 0) if pd.notna(row[C.INDEX]) else "n/a",
