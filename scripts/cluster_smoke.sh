@@ -12,8 +12,9 @@
 # DATA (or $CLUSTER_SMOKE_DATA): a product_json file; default
 # ../shared/data/transactions_product_json_sample.parquet. Options after it go to both runs
 # (after the script's own, so they win). Environment:
-#   KILL_STAGES   pipeline stages to kill a worker in, the first that has a running task on a
-#                 worker wins (default: "segment recommend evaluate")
+#   KILL_STAGES   pipeline stages to kill a worker in, in pipeline order; the first that has a
+#                 running task on a worker wins (default: "recommend evaluate", the stages that
+#                 cut lineage with checkpoints)
 #   RUN_TIMEOUT   seconds allowed per pipeline run (default 900)
 #   KEEP_TMP=1    keep the temp folder (logs, warehouses) after success; it is kept on failure
 #   PYTHON        the venv's python (default .venv/bin/python; `bash scripts/test.sh --co -q`
@@ -31,7 +32,7 @@ else
   DATA="${CLUSTER_SMOKE_DATA:-$REPO/../shared/data/transactions_product_json_sample.parquet}"
 fi
 EXTRA_ARGS=("$@") # more job options for both runs, e.g. --set segmentation.k=5
-KILL_STAGES="${KILL_STAGES:-segment recommend evaluate}"
+KILL_STAGES="${KILL_STAGES:-recommend evaluate}"
 RUN_TIMEOUT="${RUN_TIMEOUT:-900}"
 
 say() { echo "cluster_smoke: $*"; }

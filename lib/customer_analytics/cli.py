@@ -165,7 +165,7 @@ def run(
     each date in turn (oldest first).
     """
     from customer_analytics import session
-    from customer_analytics.storage import FileSystem
+    from customer_analytics.storage import FileSystem, join
     from customer_analytics.tables import Warehouse
 
     progress = Progress()
@@ -188,11 +188,12 @@ def run(
     ctx = JobContext(spark, config, warehouse, record.run_id, None, progress, mode=mode)
     code, error = EXIT_OK, None
     try:
-        for job, as_of in _steps(jobs, dates):
-            ctx.as_of = as_of
-            label = job.name if len(dates) < 2 or job.reads_source else f"{job.name} {as_of}"
-            with progress.stage(label) as summary:
-                job.run(ctx, summary)
+        with session.reliable_checkpoints(spark, join(warehouse.path, "_checkpoints")):
+            for job, as_of in _steps(jobs, dates):
+                ctx.as_of = as_of
+                label = job.name if len(dates) < 2 or job.reads_source else f"{job.name} {as_of}"
+                with progress.stage(label) as summary:
+                    job.run(ctx, summary)
     except UserError as exc:
         code, error = exc.exit_code, str(exc)
         _error(error)

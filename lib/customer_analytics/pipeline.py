@@ -348,16 +348,29 @@ def record_migration(ctx: JobContext, as_of: date) -> None:
             ctx.progress.say(f"[segment] {line}")
 
 
+def cut_lineage(df, level: StorageLevel):
+    """
+    ``df`` computed now and kept as a new leaf of the plans built on it. In local mode a local
+    checkpoint stored at ``level``; on a cluster a checkpoint in the session's checkpoint
+    directory (:func:`session.reliable_checkpoints`), because the blocks of a local checkpoint
+    live on the executor that computed them and cannot be recomputed when it is lost.
+    """
+    if session.is_local(df.sparkSession):
+        return df.localCheckpoint(eager=True, storageLevel=level)
+    return df.checkpoint(eager=True)
+
+
 class Persisted:
     """
     DataFrames a job reads more than once: ``keep(df)`` persists one at ``level``,
     ``release()`` all.
 
-    With ``cut_lineage``, ``keep`` computes the frame now into a local checkpoint instead: the
-    frames built on it then plan from a leaf, not from the whole lineage before it, which
-    Spark otherwise analyses again and compares with every cached plan at each step. The
-    blocks of a checkpoint are not freed by ``release()`` but when the frame is garbage
-    collected (Spark's context cleaner), at the latest when the job's session stops.
+    With ``cut_lineage``, ``keep`` computes the frame now into a checkpoint instead
+    (:func:`cut_lineage`): the frames built on it then plan from a leaf, not from the whole
+    lineage before it, which Spark otherwise analyses again and compares with every cached
+    plan at each step. The blocks of a checkpoint are not freed by ``release()`` but when the
+    frame is garbage collected (Spark's context cleaner), at the latest when the job's session
+    stops.
     """
 
     def __init__(
@@ -369,7 +382,7 @@ class Persisted:
 
     def keep(self, df):
         if self._cut_lineage:
-            self._frames.append(df.localCheckpoint(eager=True, storageLevel=self._level))
+            self._frames.append(cut_lineage(df, self._level))
         else:
             self._frames.append(df.persist(self._level))
         return self._frames[-1]
@@ -498,10 +511,7 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
             # plans when they are released, filled a 4g heap even on 14 orders. On disk: the
             # blocks of a local checkpoint stay until the JVM collects the frame, and in the heap
             # they left too little of 4g for the scoring at 10M transactions.
-            lists = {
-                name: df.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
-                for name, df in lists.items()
-            }
+            lists = {name: cut_lineage(df, StorageLevel.DISK_ONLY) for name, df in lists.items()}
             metrics = recommend.score_recommenders(
                 lists, relevant, ks=ev.k, catalogue_size=catalogue
             ).collect()  # one row per recommender, target and K

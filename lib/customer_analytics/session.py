@@ -184,6 +184,36 @@ def sql_settings(spark: SparkSession, settings: dict[str, str]) -> Iterator[None
                 spark.conf.set(key, value)
 
 
+def is_local(spark: SparkSession) -> bool:
+    """True when the session runs in Spark local mode (driver and executors in one JVM)."""
+    return spark.sparkContext.master.startswith("local")
+
+
+@contextmanager
+def reliable_checkpoints(spark: SparkSession, folder: str) -> Iterator[str | None]:
+    """
+    On a cluster, checkpoints under ``folder`` for the block, removed after it; in local mode,
+    nothing (``None``). A checkpoint directory already set (by the user) is kept and left
+    alone.
+
+    Lineage is cut with checkpoints (:func:`customer_analytics.pipeline.cut_lineage`): local
+    ones keep their blocks on the executor that computed them, and a lost executor would fail
+    the job, so on a cluster they are written to the shared file system instead.
+    """
+    context = spark.sparkContext
+    if is_local(spark) or context.getCheckpointDir() is not None:
+        yield None
+        return
+    context.setCheckpointDir(folder)
+    created = context.getCheckpointDir()  # <folder>/<a new id>
+    try:
+        yield created
+    finally:
+        from customer_analytics.storage import FileSystem
+
+        FileSystem.for_session(spark).delete(created)
+
+
 def _jvm_started() -> bool:
     """True once this process has a JVM gateway, or when spark-submit started one for it."""
     return SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ
