@@ -1,11 +1,11 @@
 """
 Check a pipeline run's warehouse, or compare the tables of two runs with chispa.
 
-    python scripts/compare_warehouses.py --check WAREHOUSE
+    python scripts/compare_warehouses.py --check WAREHOUSE [--skip STAGE ...]
     python scripts/compare_warehouses.py WAREHOUSE_A WAREHOUSE_B
 
-``--check`` opens every table the pipeline writes with ``deltalake.DeltaTable`` and checks that
-the ``runs`` table holds one succeeded run. The comparison reads both warehouses with one local
+``--check`` opens every table the pipeline writes with ``deltalake.DeltaTable`` (but those of
+the stages given with ``--skip``) and checks that the ``runs`` table holds one succeeded run. The comparison reads both warehouses with one local
 Spark session with Delta (as ``tests/conftest.py``) and asserts that every table of A equals
 the same table of B: ``assert_approx_df_equality`` where a table has floating-point columns
 (sums may add up in another order when tasks are retried), else ``assert_df_equality``, both
@@ -47,6 +47,11 @@ PIPELINE_TABLES = (
     pipeline.RECOMMENDATION_EVAL,
     RUNS_TABLE,
 )
+#: The tables of the stages ``pipeline --skip`` may leave out.
+STAGE_TABLES = {
+    "clv": (pipeline.CUSTOMER_CLV, pipeline.CLV_MODELS),
+    "evaluate": (pipeline.RECOMMENDATION_EVAL,),
+}
 #: Columns whose values are the run's own: its id, when it ran, how long a step took.
 RUN_COLUMNS = (C.RUN_ID, C.INGESTED_AT, C.SECONDS)
 #: Largest absolute difference accepted between two floating-point values.
@@ -64,12 +69,17 @@ def tables_in(warehouse: str) -> list[str]:
     )
 
 
-def check(warehouse: str) -> list[str]:
-    """Problems with one run's warehouse: a table missing or unreadable, a run not succeeded."""
+def check(warehouse: str, skipped: tuple[str, ...] = ()) -> list[str]:
+    """
+    Problems with one run's warehouse: a table missing or unreadable (but those of the
+    ``skipped`` stages), a run not succeeded.
+    """
     from deltalake import DeltaTable
 
+    left_out = {table for stage in skipped for table in STAGE_TABLES[stage]}
+    expected = [name for name in PIPELINE_TABLES if name not in left_out]
     problems, rows = [], {}
-    for name in PIPELINE_TABLES:
+    for name in expected:
         try:
             actions = DeltaTable(os.path.join(warehouse, name)).get_add_actions(flatten=True)
             rows[name] = sum(n or 0 for n in actions.column("num_records").to_pylist())
@@ -82,7 +92,7 @@ def check(warehouse: str) -> list[str]:
             problems.append(f"runs in {warehouse}: expected one succeeded run, got {statuses}")
     if not problems:
         print(
-            f"{len(PIPELINE_TABLES)} Delta tables read with deltalake "
+            f"{len(expected)} Delta tables read with deltalake "
             f"({rows[pipeline.ORDER_LINES]:,} order_lines, "
             f"{rows[pipeline.CUSTOMER_SEGMENTS]:,} customer_segments, "
             f"{rows[pipeline.BASKET_RULES]:,} basket_rules)"
@@ -154,10 +164,18 @@ def main(argv: list[str] | None = None) -> int:
         prog="python scripts/compare_warehouses.py", description=__doc__
     )
     parser.add_argument("--check", metavar="WAREHOUSE", help="check one run's warehouse")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=sorted(STAGE_TABLES),
+        metavar="STAGE",
+        help="--check: a stage the run left out (pipeline --skip), whose tables are not expected",
+    )
     parser.add_argument("warehouses", nargs="*", metavar="WAREHOUSE")
     args = parser.parse_args(argv)
     if args.check and not args.warehouses:
-        problems = check(args.check)
+        problems = check(args.check, tuple(args.skip))
     elif not args.check and len(args.warehouses) == 2:
         problems = compare(*args.warehouses)
     else:

@@ -151,7 +151,8 @@ def test_the_attribute_changed_after_as_of_is_not_seen(two_runs):
     assert (row[C.AS_OF], row[C.COUNTRY]) == (AS_OF, "United Kingdom")
 
 
-RETAIL_DATES = (date(2011, 6, 30), date(2011, 9, 30))
+#: One date: a second one in the same warehouse added a minute and a half to every CI run.
+RETAIL_DATES = (date(2011, 6, 30),)
 #: The tables of the stages compared on online_retail.parquet (evaluate is compared on the
 #: small fixture above: on this file it would add minutes to every CI run), and the lifetime
 #: values, which the small fixture has too few customers to fit.

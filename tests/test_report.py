@@ -12,13 +12,14 @@ import html.parser
 import os
 import shutil
 import struct
-from datetime import date
+from datetime import date, datetime
 
 import matplotlib.image
+import pandas as pd
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 
-from customer_analytics import report
+from customer_analytics import report, report_html
 from customer_analytics.charts import SIZES
 from customer_analytics.tables import Warehouse
 from tests.conftest import run_cli
@@ -344,6 +345,13 @@ def test_the_page_gives_the_run_facts_and_the_reconciliation(full_report):
     assert '<td class="number"><b>10</b></td>' in page
 
 
+def test_the_evaluation_table_lists_the_baseline_first(full_report):
+    page = (full_report[0] / "report.html").read_text(encoding="utf-8")
+
+    table = page[page.index("<h2>Recommendation evaluation</h2>") :]
+    assert table.index("<td>global_popular</td>") < table.index("<td>segment_popular</td>")
+
+
 def test_csv_exports_neutralise_cells_that_start_like_formulas(full_report):
     exports = full_report[0] / "exports"
 
@@ -464,3 +472,39 @@ def test_headless_chromium_renders_the_page_offline_with_every_image(full_report
     pixels = matplotlib.image.imread(screenshot)
     assert pixels.shape[1] == 1280 and pixels.shape[0] > 3000  # the whole page, charts included
     assert pixels[..., :3].std() > 0.05  # not a blank page
+
+
+# ---------------------------------------------------------------------------------------------
+# The page from frames (no Spark)
+
+
+def test_a_card_says_when_its_segment_bought_nothing_in_the_window():
+    segments = pd.DataFrame(
+        {
+            "cluster": [0, 1],
+            "segment_name": ["Regulars", "Sleepers"],
+            "action": ["Keep", "Wake"],
+            "size": [9000, 1000],
+            "share": [0.9, 0.1],
+        }
+    )
+    profiles = segments.assign(
+        feature="total_spend", mean=1.0, median=1.0, overall_mean=1.0, index=1.0
+    )
+    top = pd.DataFrame(
+        {
+            "cluster": [0],
+            "segment_name": ["Regulars"],
+            "rank": [1],
+            "product_id": ["P1"],
+            "product_name": ["Rare tea"],
+            "penetration": [2 / 9000],  # 0.02%: not shown as 0.0%
+        }
+    )
+    data = report.ReportData(as_of=AS_OF, segments=segments, profiles=profiles, top_products=top)
+
+    page = report_html.render(data, [], report_html.RunFacts("r1", datetime(2024, 4, 1), "wh"))
+
+    assert "Rare tea <small>(&lt;0.1% of the segment bought it)</small>" in page
+    assert page.count("Top products: none bought in the recommendation window.") == 1
+    assert "No monthly sales in this warehouse: run features." in page

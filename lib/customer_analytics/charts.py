@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from customer_analytics import columns as C
-from customer_analytics.report import BOX_COLUMNS, MEASURE, ReportData
+from customer_analytics.report import BASELINE, BOX_COLUMNS, MEASURE, ReportData
 
 DPI = 100
 #: Chart name -> (width, height) in pixels.
@@ -41,7 +41,6 @@ SIZES = {
     "segment_migration": (1000, 720),
 }
 #: Colours of the recommenders and of the baseline (grey), in bar order.
-BASELINE = "global_popular"
 PALETTE = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb")
 LABEL_WIDTH = 28
 

@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from customer_analytics import columns as C
+from customer_analytics.recommend import RECOMMENDERS
 
 #: The quantiles of the per-segment value boxes: whiskers at 5% and 95%, box at the quartiles.
 BOX_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -31,6 +32,8 @@ BOX_COLUMNS = ("q05", "q25", "median", "q75", "q95")
 #: The customer values whose distribution per segment the report shows.
 VALUE_MEASURES = (C.LTV_PREDICTED, C.P_ALIVE)
 MEASURE = "measure"
+#: The recommender the others are compared with.
+BASELINE = RECOMMENDERS[0]
 #: Summaries collected at once.
 COLLECT_THREADS = 4
 
@@ -216,7 +219,15 @@ class ReportData:
                 segment_top_products,
                 lambda df: df.orderBy(F.col(C.CLUSTER).asc_nulls_first(), C.RANK),
             ),
-            "evaluation": recommendation_eval,
+            "evaluation": summary(
+                recommendation_eval,
+                lambda df: df.orderBy(  # as the evaluate job prints it
+                    C.TARGET,
+                    F.array_position(F.array(*map(F.lit, RECOMMENDERS)), F.col(C.RECOMMENDER)),
+                    C.RECOMMENDER,
+                    C.K,
+                ),
+            ),
             "value": value,
             "migration": summary(segment_migration, latest_migration),
             "reconciliation": summary(ingest_reconciliation, latest_reconciliation),

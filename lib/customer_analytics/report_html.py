@@ -90,6 +90,8 @@ def _number(value: object, digits: int = 2) -> str:
 def _percent(value: object) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
+    if 0 < float(value) < 0.0005:
+        return "&lt;0.1%"
     return f"{float(value):.1%}"
 
 
@@ -179,7 +181,11 @@ def _card(data: ReportData, segment: pd.Series, products_per_card: int) -> str:
             "segment bought it)</small></li>"
             for _, row in top.iterrows()
         )
-        parts.append(f"<p>Top products:</p><ol>{items}</ol>" if items else "")
+        parts.append(
+            f"<p>Top products:</p><ol>{items}</ol>"
+            if items
+            else "<p>Top products: none bought in the recommendation window.</p>"
+        )
     parts.append(
         _table(["Feature", "Segment mean", "All customers", "Index"], profile_rows, {1, 2, 3})
     )
