@@ -5,13 +5,14 @@ Check a pipeline run's warehouse, or compare the tables of two runs with chispa.
     python scripts/compare_warehouses.py WAREHOUSE_A WAREHOUSE_B
 
 ``--check`` opens every table the pipeline writes with ``deltalake.DeltaTable`` (but those of
-the stages given with ``--skip``) and checks that the ``runs`` table holds one succeeded run. The comparison reads both warehouses with one local
-Spark session with Delta (as ``tests/conftest.py``) and asserts that every table of A equals
-the same table of B: ``assert_approx_df_equality`` where a table has floating-point columns
-(sums may add up in another order when tasks are retried), else ``assert_df_equality``, both
-ignoring row order. Left out, since they differ by design between runs: the ``runs`` table and
-the columns that hold the run's id, its time or a duration (``RUN_COLUMNS``). Exit code 0 when
-all is equal. ``scripts/cluster_smoke.sh`` runs both.
+the stages given with ``--skip``) and checks that the ``runs`` table holds one succeeded run.
+The comparison reads both warehouses with one local Spark session with Delta (as
+``tests/conftest.py``) and asserts that every table of A equals the same table of B:
+``assert_approx_df_equality`` where a table has floating-point columns (sums may add up in
+another order when tasks are retried), else ``assert_df_equality``, both ignoring row order.
+Left out, since they differ by design between runs: the ``runs`` table and the columns that
+hold the run's id, its time or a duration (``RUN_COLUMNS``). Exit code 0 when all is equal.
+``scripts/cluster_smoke.sh`` runs both.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """
 The pipeline under ``spark-submit`` on a Spark standalone cluster: ``scripts/cluster_smoke.sh``
-starts a master and two workers on 127.0.0.1, runs ``jobs/pipeline.py`` twice with the Delta
-package, kills a worker and its executor in the middle of a stage of the second run, and
-compares the two runs' tables with chispa. A few minutes; marked ``cluster``
-(``-m "not cluster"`` leaves it out).
+starts a master and two workers on 127.0.0.1, runs ``jobs/pipeline.py`` (every stage but
+evaluate and the report) twice with the Delta package, kills a worker and its executor in the
+middle of a stage of the second run, and compares the two runs' tables with chispa. A few
+minutes; marked ``cluster`` (``-m "not cluster"`` leaves it out).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ TIMEOUT_SECONDS = 1800
 
 def _run_smoke(data) -> tuple[int, str]:
     """Run the script; on a timeout, SIGTERM it so that its trap stops the cluster it started."""
-    env = {**os.environ, "PYTHON": sys.executable}
+    # without evaluate: a minute less of CI; run it with `bash scripts/cluster_smoke.sh`
+    env = {**os.environ, "PYTHON": sys.executable, "SKIP_STAGES": "evaluate report"}
     proc = subprocess.Popen(
         ["bash", str(SCRIPT), str(data)],
         cwd=REPO,
@@ -53,7 +54,7 @@ def test_pipeline_on_standalone_cluster_survives_a_lost_worker_with_equal_tables
     assert code == 0, out[-8000:]
     for run in ("run1", "run2"):
         assert re.search(
-            rf"^cluster_smoke: {run}: exit 0 in [\d.]+ s, native Delta; 19 Delta", out, re.M
+            rf"^cluster_smoke: {run}: exit 0 in [\d.]+ s, native Delta; 18 Delta", out, re.M
         )
     killed = re.search(
         r"^cluster_smoke: killed worker \d .* in stage (\w+), with (\d+) task\(s\) running",
@@ -62,11 +63,11 @@ def test_pipeline_on_standalone_cluster_survives_a_lost_worker_with_equal_tables
     )
     assert killed, out[-8000:]
     stage = killed.group(1)
-    assert stage in ("segment", "recommend", "evaluate")
+    assert stage == "recommend"  # the first of KILL_STAGES, which cuts lineage
     lost = re.search(r"lost executor \d+ with (\d+) running task\(s\) \(ExecutorLostFailure", out)
     assert lost and int(lost.group(1)) >= 1
     assert f"RESULT worker killed mid-stage: {stage}" in out
     assert re.search(r"RESULT run1 \(2 workers\): [\d.]+ s", out)
     assert re.search(rf"RESULT run2 \(worker \d killed in stage {stage}\): [\d.]+ s", out)
-    assert "RESULT tables equal: 18 tables compared, all equal" in out
+    assert "RESULT tables equal: 17 tables compared, all equal" in out
     assert re.search(r"^cluster_smoke: PASSED$", out, re.M)

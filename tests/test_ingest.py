@@ -949,6 +949,60 @@ def test_json_lines_source_is_read_and_ingested(spark, tmp_path):
     assert_equal(actual, expected)
 
 
+def test_csv_record_with_line_breaks_in_a_quoted_field_is_one_row(spark, tmp_path):
+    path = tmp_path / "retail.csv"
+    path.write_text(
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        '536365,A,"MUG, ""LARGE""\nBLUE",2,12/1/2010 8:26,2.5,17850,United Kingdom\n'
+        '536366,B,"TEA\r\nPOT\n",1,12/1/2010 8:28,4.0,17850,United Kingdom\n'
+        "536367,C,PLATE,3,12/1/2010 8:34,1.0,13047,United Kingdom\n",
+        encoding="utf-8",
+    )
+    source = SourceConfig(kind=IL, path=str(path))
+
+    raw = read_source(spark, source)
+
+    assert raw.count() == 3  # three records in five lines of text
+    names = ingest.order_lines(ingest.prepare(raw, source)).select("product_id", "product_name")
+    assert sorted(names.collect()) == [
+        ("A", 'MUG, "LARGE"\nBLUE'),
+        ("B", "TEA\r\nPOT\n"),
+        ("C", "PLATE"),
+    ]
+
+
+def test_parquet_from_pandas_with_nanosecond_timestamps_is_read(spark, tmp_path):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "retail.parquet"
+    pd.DataFrame(
+        {
+            "InvoiceNo": ["536365", "536366"],
+            "StockCode": ["A", "B"],
+            "Description": ["MUG", "TEA"],
+            "Quantity": [2, 1],
+            "InvoiceDate": pd.to_datetime(
+                ["2010-12-01 08:26:00", "2011-06-30 23:59:59.5"], format="ISO8601"
+            ),
+            "UnitPrice": [2.5, 4.0],
+            "CustomerID": [17850.0, None],
+            "Country": ["United Kingdom", "France"],
+        }
+    ).to_parquet(path)
+    assert str(pq.read_schema(path).field("InvoiceDate").type) == "timestamp[ns]"
+    source = SourceConfig(kind=IL, path=str(path))
+
+    lines = ingest.order_lines(ingest.prepare(read_source(spark, source), source))
+
+    expected = frame(
+        spark,
+        [("536365", "2010-12-01 08:26:00"), ("536366", "2011-06-30 23:59:59.5")],
+        "order_id string, order_ts timestamp",
+    )
+    assert_equal(lines.select("order_id", "order_ts"), expected)
+
+
 def test_read_source_raises_input_error_for_a_path_that_matches_nothing(spark, tmp_path):
     missing = tmp_path / "nowhere" / "*.parquet"
     with pytest.raises(InputError, match="nothing found at"):

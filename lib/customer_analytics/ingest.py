@@ -166,15 +166,26 @@ def identifier(column: Column, data_type) -> Column:
     return text(column)
 
 
+#: The smallest nanoseconds since the epoch taken for a timestamp (1973-03-03): below it an
+#: integer is a number (``20110630``, epoch seconds), parsed as text with the date formats.
+EPOCH_NANOS_FROM = 10**17
+
+
 def timestamp(column: Column, data_type, formats: list[str]) -> Column:
     """
     A timestamp: timestamps and dates are cast, text is parsed with the first of ``formats``
-    that matches the whole value (null where none does).
+    that matches the whole value (null where none does). An integer of at least
+    :data:`EPOCH_NANOS_FROM` is nanoseconds since the epoch: a pandas or pyarrow Parquet
+    timestamp, which the session reads as a long (``spark.sql.legacy.parquet.nanosAsLong``).
     """
     if isinstance(data_type, TimestampType | TimestampNTZType | DateType):
         return column.cast("timestamp")
     value = text(column)
-    return F.coalesce(*[F.try_to_timestamp(value, F.lit(fmt)) for fmt in formats])
+    parsed = F.coalesce(*[F.try_to_timestamp(value, F.lit(fmt)) for fmt in formats])
+    if isinstance(data_type, LongType):
+        nanos = F.timestamp_micros(F.floor(column / 1000).cast("long"))
+        return F.when(column >= EPOCH_NANOS_FROM, nanos).otherwise(parsed)
+    return parsed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,6 +39,9 @@ DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 REQUIRED_CONF = {
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.parquet.inferTimestampNTZ.enabled": "false",
+    # pandas and pyarrow write nanosecond timestamps, which Spark otherwise refuses to read
+    # (Illegal Parquet type: INT64 (TIMESTAMP(NANOS,false))); as longs, ingest converts them
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
 }
 #: MLlib's FPGrowth (``recommend.basket_rules``) serializes its FP-trees recursively, one level
 #: per frequent product in a basket: orders of hundreds of products (Online Retail has one of

@@ -7,9 +7,12 @@ from pyspark.sql import DataFrame, SparkSession
 from customer_analytics.config import SourceConfig, source_paths
 from customer_analytics.errors import InputError
 
-#: Reader options applied before ``source.read_options``: RFC 4180 CSV with a header row.
+#: Reader options applied before ``source.read_options``: RFC 4180 CSV with a header row, whose
+#: quoted fields may hold line breaks (Online Retail's descriptions do: read line by line, a
+#: record would count as several rows). A file is then read by one task: for one large CSV
+#: without such fields, ``source.read_options: {multiLine: "false"}`` splits it.
 DEFAULT_READ_OPTIONS: dict[str, dict[str, str]] = {
-    "csv": {"header": "true", "escape": '"', "mode": "PERMISSIVE"},
+    "csv": {"header": "true", "escape": '"', "mode": "PERMISSIVE", "multiLine": "true"},
     "json": {"mode": "PERMISSIVE"},
     "parquet": {},
 }
