@@ -1,0 +1,279 @@
+"""
+Ingest under corrupted input, the ways real exports break (issue #17): for each of the four
+source kinds, in CSV and in Parquet, a clean file of ten records is corrupted one way at a
+time, at seeded positions. Each case must either be read with every input record accounted for
+(accepted + quarantined + excluded = the records the test counts itself, with Python's ``csv``
+module or pyarrow), or be refused with one line (:class:`InputError`, the job's exit 2) that
+names the file and the column.
+
+It runs the job's own steps (read, prepare, the reconciliation counts) without writing
+tables: ``tests/test_ingest.py`` and ``tests/test_cli.py`` cover the writes and the exit codes.
+``FUZZ_SEED`` changes the positions, ``FUZZ_SECONDS`` (default 150) bounds the time; the test
+prints how many cases it tried and how each ended.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from customer_analytics import ingest
+from customer_analytics.config import SourceConfig
+from customer_analytics.errors import InputError
+from customer_analytics.sources import read_source
+
+SEED = int(os.environ.get("FUZZ_SEED", "17"))
+SECONDS = float(os.environ.get("FUZZ_SECONDS", "150"))
+RECORDS = 10
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A clean file of one source kind, and where its text, number and date fields are."""
+
+    header: list[str]
+    rows: Callable[[int], list[str]]
+    text: str
+    number: str
+    date: str
+
+
+KINDS = {
+    "product_json": Kind(
+        header=[
+            "transaction_id",
+            "customer_id",
+            "transaction_date",
+            "location",
+            "total_amt",
+            "discount",
+            "paid_amt",
+            "product_json",
+        ],
+        rows=lambda i: [
+            f"T{i}",
+            str(100 + i % 4),
+            f"2023-0{1 + i % 8}-1{i % 9} 10:00:00",
+            "SG-01",
+            "25.0",
+            "0.0",
+            "25.0",
+            json.dumps([{"product_id": f"P{i % 3}", "quantity": 2, "unit_price": 12.5}]),
+        ],
+        text="location",
+        number="total_amt",
+        date="transaction_date",
+    ),
+    "invoice_lines": Kind(
+        header=[
+            "InvoiceNo",
+            "StockCode",
+            "Description",
+            "Quantity",
+            "InvoiceDate",
+            "UnitPrice",
+            "CustomerID",
+            "Country",
+        ],
+        rows=lambda i: [
+            f"5363{i // 2}",
+            f"S{i % 4}",
+            f"ITEM {i % 4}",
+            str(1 + i % 3),
+            f"12/{1 + i % 9}/2010 8:26",
+            "2.55",
+            str(17850 + i % 3),
+            "United Kingdom",
+        ],
+        text="Description",
+        number="Quantity",
+        date="InvoiceDate",
+    ),
+    "basket_lines": Kind(
+        header=["BASKET_ID", "CUST_CODE", "SHOP_DATE", "PROD_CODE", "QUANTITY", "SPEND"],
+        rows=lambda i: [
+            str(994100 + i // 2),
+            f"CUST{i % 4}",
+            f"200604{10 + i}",
+            f"PRD{i % 5}",
+            "1",
+            "1.25",
+        ],
+        text="PROD_CODE",
+        number="SPEND",
+        date="SHOP_DATE",
+    ),
+    "transactions": Kind(
+        header=["customer_id", "date", "quantity", "amount"],
+        rows=lambda i: [str(1 + i % 4), f"1997-01-{1 + i:02d}", "2", "10.5"],
+        text="customer_id",
+        number="amount",
+        date="date",
+    ),
+}
+
+
+def _set(field: str, value: str) -> Callable:
+    """A corruption: ``value`` in ``field`` (a kind's text, number or date field) of one row."""
+
+    def corrupt(kind: Kind, rows: list[list[str]], rng: random.Random):
+        column = kind.header.index(getattr(kind, field))
+        rows[rng.randrange(len(rows))][column] = value
+        return kind.header, rows
+
+    return corrupt
+
+
+def _product_json(value: str) -> Callable:
+    def corrupt(kind: Kind, rows: list[list[str]], rng: random.Random):
+        if "product_json" not in kind.header:
+            return None  # the corruption does not apply to this kind
+        rows[rng.randrange(len(rows))][kind.header.index("product_json")] = value
+        return kind.header, rows
+
+    return corrupt
+
+
+def _duplicated(kind, rows, rng):
+    return kind.header, [*rows, *rng.sample(rows, 2)]
+
+
+def _extra_column(kind, rows, rng):
+    return [*kind.header, "note"], [[*row, f"n{rng.randrange(9)}"] for row in rows]
+
+
+def _missing_column(kind, rows, rng):
+    drop = kind.header.index(kind.date)
+    return (
+        [h for i, h in enumerate(kind.header) if i != drop],
+        [[v for i, v in enumerate(row) if i != drop] for row in rows],
+    )
+
+
+#: Corruptions of records, written as CSV and as Parquet.
+RECORD_CASES = {
+    "json_truncated": _product_json('[{"product_id": "P1", "quant'),
+    "json_wrong_types": _product_json('[{"product_id": 5, "quantity": "x", "unit_price": []}]'),
+    "json_not_a_list": _product_json('{"product_id": "P1"}'),
+    "thousands_separator": _set("number", "1,234.50"),
+    "decimal_comma": _set("number", "12,5"),
+    "number_as_word": _set("number", "twelve"),
+    "negative_number": _set("number", "-5"),
+    "huge_number": _set("number", "1e308"),
+    "future_date": _set("date", "2099-01-01"),
+    "date_before_1990": _set("date", "1970-01-01"),
+    "impossible_date": _set("date", "2021-02-30"),
+    "empty_date": _set("date", ""),
+    "empty_text": _set("text", ""),
+    "text_with_newline_quote_and_comma": _set("text", 'a,"b"\r\nc'),
+    "duplicated_rows": _duplicated,
+    "extra_column": _extra_column,
+    "missing_column": _missing_column,
+}
+
+
+def _csv_bytes(header, rows, line_end="\n") -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=line_end)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+#: Corruptions of the CSV file as bytes.
+FILE_CASES = {
+    "byte_order_mark": lambda data: b"\xef\xbb\xbf" + data,
+    "crlf": lambda data: data.replace(b"\n", b"\r\n"),
+    "latin1_bytes": lambda data: data.replace(b"1", b"\xe91", 1),
+    "empty_file": lambda data: b"",
+    "header_only": lambda data: data.split(b"\n", 1)[0] + b"\n",
+    "truncated_last_record": lambda data: data[: len(data) - 7],
+}
+
+
+def csv_records(path) -> int:
+    """The data records of a CSV file, counted with Python's csv module (not Spark)."""
+    text = path.read_bytes().decode("utf-8", errors="replace").removeprefix("\ufeff")
+    return max(len(list(csv.reader(io.StringIO(text)))) - 1, 0)
+
+
+def cases(tmp_path) -> list[tuple[str, str, str, object, int]]:
+    """(kind, format, case, path, records) for every case, in a seeded order."""
+    rng = random.Random(SEED)
+    found = []
+    for name, kind in KINDS.items():
+        for case, corrupt in RECORD_CASES.items():
+            made = corrupt(kind, [kind.rows(i) for i in range(RECORDS)], rng)
+            if made is None:
+                continue
+            header, rows = made
+            path = tmp_path / f"{name}-{case}.csv"
+            path.write_bytes(_csv_bytes(header, rows))
+            found.append((name, "csv", case, path, csv_records(path)))
+            path = tmp_path / f"{name}-{case}.parquet"
+            pq.write_table(pa.table({h: [r[i] for r in rows] for i, h in enumerate(header)}), path)
+            found.append((name, "parquet", case, path, len(rows)))
+        clean = _csv_bytes(kind.header, [kind.rows(i) for i in range(RECORDS)])
+        for case, corrupt in FILE_CASES.items():
+            path = tmp_path / f"{name}-{case}.csv"
+            path.write_bytes(corrupt(clean))
+            found.append((name, "csv", case, path, csv_records(path)))
+        # pandas' own Parquet: typed columns and a nanosecond timestamp
+        frame = pd.DataFrame([kind.rows(i) for i in range(RECORDS)], columns=kind.header)
+        frame[kind.date] = pd.to_datetime(frame[kind.date], format="mixed")
+        frame[kind.number] = frame[kind.number].astype(float)
+        path = tmp_path / f"{name}-pandas.parquet"
+        frame.to_parquet(path)
+        found.append((name, "parquet", "pandas_nanoseconds", path, RECORDS))
+    rng.shuffle(found)
+    return found
+
+
+def outcome(spark, kind: str, path) -> tuple[str, object]:
+    """("read", the reconciliation) or ("refused", the one-line message)."""
+    source = SourceConfig(kind=kind, path=str(path))
+    try:
+        raw = read_source(spark, source)
+        counts = ingest.reconciliation_counts(ingest.prepare(raw, source)).collect()
+        return "read", ingest.Reconciliation.from_counts(kind, counts, input_rows=raw.count())
+    except InputError as exc:
+        return "refused", str(exc)
+
+
+def test_every_corrupted_input_is_read_and_reconciled_or_refused_in_one_line(spark, tmp_path):
+    started = time.monotonic()
+    ended = collections.Counter()
+    problems = []
+    for kind, fmt, case, path, records in cases(tmp_path):
+        if time.monotonic() - started > SECONDS:
+            break
+        how, result = outcome(spark, kind, path)
+        if how == "read":
+            excluded = sum(result.excluded.values())
+            parts = result.accepted_rows + sum(result.quarantined.values()) + excluded
+            ended[(kind, fmt, "read")] += 1
+            if not (result.balanced and result.input_rows == records and parts == records):
+                problems.append(f"{kind} {fmt} {case}: {records} records, reconciled {result}")
+        else:
+            ended[(kind, fmt, "refused")] += 1
+            named = str(path) in result and ("column" in result or "no data" in result)
+            if "\n" in result or not named:
+                problems.append(f"{kind} {fmt} {case}: refused with {result!r}")
+
+    tried = sum(ended.values())
+    print(f"fuzz: seed {SEED}, {tried} cases in {time.monotonic() - started:.0f} s")
+    for (kind, fmt, how), count in sorted(ended.items()):
+        print(f"  {kind:14s} {fmt:8s} {how:8s} {count}")
+    assert not problems, "\n".join(problems)
+    assert tried >= 40, f"only {tried} cases in {SECONDS} s"
