@@ -32,6 +32,7 @@ from customer_analytics import ingest
 from customer_analytics.config import SourceConfig
 from customer_analytics.errors import InputError
 from customer_analytics.sources import read_source
+from tests.test_backfill import HEADER as RETAIL_HEADER
 
 SEED = int(os.environ.get("FUZZ_SEED", "17"))
 SECONDS = float(os.environ.get("FUZZ_SECONDS", "150"))
@@ -76,16 +77,7 @@ KINDS = {
         date="transaction_date",
     ),
     "invoice_lines": Kind(
-        header=[
-            "InvoiceNo",
-            "StockCode",
-            "Description",
-            "Quantity",
-            "InvoiceDate",
-            "UnitPrice",
-            "CustomerID",
-            "Country",
-        ],
+        header=RETAIL_HEADER,
         rows=lambda i: [
             f"5363{i // 2}",
             f"S{i % 4}",
