@@ -1003,6 +1003,20 @@ def test_parquet_from_pandas_with_nanosecond_timestamps_is_read(spark, tmp_path)
     assert_equal(lines.select("order_id", "order_ts"), expected)
 
 
+def test_an_empty_csv_is_refused_as_empty(spark, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"")
+    source = SourceConfig(kind=IL, path=str(path))
+
+    with pytest.raises(InputError) as error:
+        ingest.prepare(read_source(spark, source), source)
+
+    assert str(error.value) == (
+        f"source.path: invoice_lines input '{path}' has no columns: the file is empty (not even "
+        "a header row)"
+    )
+
+
 def test_read_source_raises_input_error_for_a_path_that_matches_nothing(spark, tmp_path):
     missing = tmp_path / "nowhere" / "*.parquet"
     with pytest.raises(InputError, match="nothing found at"):

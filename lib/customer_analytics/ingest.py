@@ -202,6 +202,11 @@ def check_columns(raw: DataFrame, source: SourceConfig) -> dict[str, str]:
         When a required column, or a column the configuration maps explicitly, is missing;
         the message names the file's column and the ``source.columns`` key.
     """
+    if not raw.columns:
+        raise InputError(
+            f"source.path: {source.kind} input {source.path!r} has no columns: the file is "
+            "empty (not even a header row)"
+        )
     mapping = source.column_mapping()
     present = set(raw.columns)
     required = set(REQUIRED_COLUMNS[source.kind]) | set(source.columns)
