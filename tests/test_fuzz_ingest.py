@@ -1,10 +1,10 @@
 """
 Ingest under corrupted input, the ways real exports break (issue #17): for each of the four
 source kinds, in CSV and in Parquet, a clean file of ten records is corrupted one way at a
-time, at seeded positions. Each case must either be read with every input record accounted for
-(accepted + quarantined + excluded = the records the test counts itself, with Python's ``csv``
-module or pyarrow), or be refused with one line (:class:`InputError`, the job's exit 2) that
-names the file and the column.
+time (a group of alike corruptions in different rows), at seeded positions. Each case must
+either be read with every input record accounted for (accepted + quarantined + excluded = the
+records the test counts itself, with Python's ``csv`` module or pyarrow), or be refused with
+one line (:class:`InputError`, the job's exit 2) that names the file and the column.
 
 It runs the job's own steps (read, prepare, the reconciliation counts) without writing
 tables: ``tests/test_ingest.py`` and ``tests/test_cli.py`` cover the writes and the exit codes.
@@ -116,22 +116,18 @@ KINDS = {
 }
 
 
-def _set(field: str, value: str) -> Callable:
-    """A corruption: ``value`` in ``field`` (a kind's text, number or date field) of one row."""
+def _in_rows(*changes: tuple[str, str]) -> Callable:
+    """
+    A corruption: each ``(field, value)`` in a row of its own, ``field`` a kind's ``text``,
+    ``number`` or ``date`` field, or ``product_json`` (only for the kind that has it).
+    """
 
     def corrupt(kind: Kind, rows: list[list[str]], rng: random.Random):
-        column = kind.header.index(getattr(kind, field))
-        rows[rng.randrange(len(rows))][column] = value
-        return kind.header, rows
-
-    return corrupt
-
-
-def _product_json(value: str) -> Callable:
-    def corrupt(kind: Kind, rows: list[list[str]], rng: random.Random):
-        if "product_json" not in kind.header:
-            return None  # the corruption does not apply to this kind
-        rows[rng.randrange(len(rows))][kind.header.index("product_json")] = value
+        for (field, value), row in zip(changes, rng.sample(rows, len(changes)), strict=True):
+            name = field if field == "product_json" else getattr(kind, field)
+            if name not in kind.header:
+                return None  # the corruption does not apply to this kind
+            row[kind.header.index(name)] = value
         return kind.header, rows
 
     return corrupt
@@ -153,22 +149,19 @@ def _missing_column(kind, rows, rng):
     )
 
 
-#: Corruptions of records, written as CSV and as Parquet.
+#: Corruptions of records, written as CSV and as Parquet; those of a group in different rows.
 RECORD_CASES = {
-    "json_truncated": _product_json('[{"product_id": "P1", "quant'),
-    "json_wrong_types": _product_json('[{"product_id": 5, "quantity": "x", "unit_price": []}]'),
-    "json_not_a_list": _product_json('{"product_id": "P1"}'),
-    "thousands_separator": _set("number", "1,234.50"),
-    "decimal_comma": _set("number", "12,5"),
-    "number_as_word": _set("number", "twelve"),
-    "negative_number": _set("number", "-5"),
-    "huge_number": _set("number", "1e308"),
-    "future_date": _set("date", "2099-01-01"),
-    "date_before_1990": _set("date", "1970-01-01"),
-    "impossible_date": _set("date", "2021-02-30"),
-    "empty_date": _set("date", ""),
-    "empty_text": _set("text", ""),
-    "text_with_newline_quote_and_comma": _set("text", 'a,"b"\r\nc'),
+    "bad_json": _in_rows(
+        ("product_json", '[{"product_id": "P1", "quant'),  # truncated
+        ("product_json", '[{"product_id": 5, "quantity": "x", "unit_price": []}]'),
+        ("product_json", '{"product_id": "P1"}'),  # not a list
+    ),
+    "numbers_as_text": _in_rows(("number", "1,234.50"), ("number", "12,5"), ("number", "twelve")),
+    "numbers_out_of_range": _in_rows(("number", "-5"), ("number", "1e308")),
+    "bad_dates": _in_rows(
+        ("date", "2099-01-01"), ("date", "1970-01-01"), ("date", "2021-02-30"), ("date", "")
+    ),
+    "awkward_text": _in_rows(("text", ""), ("text", 'a,"b"\r\nc')),
     "duplicated_rows": _duplicated,
     "extra_column": _extra_column,
     "missing_column": _missing_column,
