@@ -21,7 +21,7 @@ import pandas as pd
 
 from customer_analytics import columns as C
 from customer_analytics.charts import SIZES, Chart
-from customer_analytics.report import MEASURE, ReportData
+from customer_analytics.report import BASELINE, MEASURE, ReportData
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif;
@@ -223,7 +223,7 @@ def _evaluation(data: ReportData) -> str:
     first = table.iloc[0]
     return (
         f"<p>Recommenders refitted on the data up to {escape(first[C.CUTOFF_DATE])} and scored on "
-        f"the purchases until {escape(first[C.TEST_END_DATE])}; global_popular is the "
+        f"the purchases until {escape(first[C.TEST_END_DATE])}; {escape(BASELINE)} is the "
         "baseline. Target <i>all</i>: every product bought in those weeks; <i>new</i>: products "
         "the customer had not bought before.</p>"
         + _table(

@@ -32,6 +32,7 @@ from pyspark.sql import SparkSession
 from customer_analytics import jars
 from customer_analytics.config import SparkConfig
 from customer_analytics.errors import UserError
+from customer_analytics.storage import FileSystem
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -212,8 +213,6 @@ def reliable_checkpoints(spark: SparkSession, folder: str) -> Iterator[str | Non
     try:
         yield created
     finally:
-        from customer_analytics.storage import FileSystem
-
         FileSystem.for_session(spark).delete(created)
 
 
