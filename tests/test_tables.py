@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import date, datetime
 
 import pytest
 from chispa import assert_df_equality
 from deltalake import DeltaTable
 
+from customer_analytics.errors import ConcurrentWriteError
 from customer_analytics.tables import TableWriter, Warehouse, read_table, table_history
 from tests.conftest import BACKENDS
 
@@ -208,6 +210,95 @@ def test_writer_killed_before_commit_leaves_previous_version_and_next_write_work
     # ... but invisible to readers, and the next writer commits normally
     assert warehouse.write("orders", orders.limit(1)).version == 1
     assert warehouse.read("orders").count() == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vacuum_deletes_a_killed_writers_old_files_and_keeps_a_running_writers(
+    spark, tmp_path, orders, backend
+):
+    warehouse = Warehouse.for_path(spark, str(tmp_path / "wh"), backend=backend)
+    path = warehouse.table_path("orders")
+    warehouse.write("orders", orders)
+    warehouse.write("orders", orders.filter("order_id = 'o1'"))
+    killed = os.path.join(path, "part-00000-killed-c000.snappy.parquet")
+    running = os.path.join(path, "part-00000-running-c000.snappy.parquet")
+    for name in (killed, running):  # files no commit names, as a writer leaves them
+        with open(os.path.join(path, name), "wb") as out:
+            out.write(b"PAR1")
+    two_hours_ago = datetime.now().timestamp() - 2 * 3600
+    os.utime(killed, (two_hours_ago, two_hours_ago))
+
+    deleted = warehouse.vacuum("orders", retention_hours=1)
+
+    assert deleted == 1
+    assert not os.path.exists(killed)
+    assert os.path.exists(running)
+    # version 0 was replaced less than an hour ago: it can still be read
+    assert_df_equality(warehouse.read("orders", version=0), orders, ignore_row_order=True)
+    assert_df_equality(warehouse.read("orders"), orders.filter("order_id = 'o1'"))
+
+
+def test_two_native_writers_creating_one_table_at_once_one_commits_the_other_is_told(
+    spark, tmp_path
+):
+    warehouse = Warehouse.for_path(spark, str(tmp_path / "wh"), backend="native")
+    # each write's single task sleeps 2 s, so both have read the (absent) table before either
+    # commits
+    slow = spark.range(0, 1, 1, 1).selectExpr(
+        "'x' as order_id", "length(reflect('java.lang.Thread', 'sleep', cast(2000 as bigint))) n"
+    )
+    outcomes = _race(
+        lambda: warehouse.write("orders", slow), lambda: warehouse.write("orders", slow)
+    )
+
+    assert sorted(type(o).__name__ for o in outcomes) == ["Commit", "ConcurrentWriteError"]
+    error = next(o for o in outcomes if isinstance(o, ConcurrentWriteError))
+    assert str(error).startswith(f"table {warehouse.table_path('orders')}: another run committed")
+    assert "\n" not in str(error)
+    assert warehouse.read("orders").count() == 1
+
+
+def test_two_deltalake_writers_committing_at_once_one_commits_and_the_other_leaves_nothing(
+    spark, tmp_path, orders
+):
+    warehouse = Warehouse.for_path(spark, str(tmp_path / "wh"), backend="deltalake")
+    path = warehouse.table_path("orders")
+    warehouse.write("orders", orders)
+    both_written = threading.Barrier(2, timeout=120)
+
+    def write(df):
+        return warehouse.writer("orders").before_commit(both_written.wait).execute(df)
+
+    outcomes = _race(
+        lambda: write(orders.filter("order_id = 'o1'")),
+        lambda: write(orders.filter("order_id = 'o2'")),
+    )
+
+    assert sorted(type(o).__name__ for o in outcomes) == ["Commit", "ConcurrentWriteError"]
+    table = DeltaTable(path)
+    assert table.version() == 1
+    assert table.to_pyarrow_table().num_rows == 1
+    on_disk = {f for f in os.listdir(path) if f.endswith(".parquet")}
+    version_0 = {os.path.basename(u) for u in DeltaTable(path, version=0).file_uris()}
+    assert on_disk == version_0 | {os.path.basename(u) for u in table.file_uris()}
+
+
+def _race(*writes):
+    """Run the writes in threads started together; each one's result or exception."""
+    outcomes: list[object] = [None] * len(writes)
+
+    def run(i, write):
+        try:
+            outcomes[i] = write()
+        except Exception as exc:  # the outcome under test
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, w)) for i, w in enumerate(writes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    return outcomes
 
 
 @pytest.mark.parametrize(("writer", "reader"), [("native", "deltalake"), ("deltalake", "native")])

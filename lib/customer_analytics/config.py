@@ -196,6 +196,9 @@ class WarehouseConfig(_Section):
     path: str = "warehouse"
     #: ``auto``: native Delta when the Delta Spark extension is active, else delta-rs commits.
     delta: Literal["auto", "native", "deltalake"] = "auto"
+    #: The ``vacuum`` job deletes unused files older than this: longer than any one write of a
+    #: run takes, so that a running writer's files stay (Delta Lake's default is 7 days).
+    vacuum_retention_hours: int = Field(168, ge=1)
 
 
 #: The CSV exports the ``report`` job can write (``report.exports``), each from one table.

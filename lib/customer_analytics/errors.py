@@ -2,7 +2,10 @@
 
 
 class UserError(Exception):
-    """A problem with the configuration or the input, reported in one line with exit code 2."""
+    """
+    A problem the user can act on, reported in one line without a stack trace: exit code 2 (the
+    configuration or the input), or the subclass's ``exit_code``.
+    """
 
     exit_code = 2
 
@@ -13,3 +16,13 @@ class ConfigError(UserError):
 
 class InputError(UserError):
     """An input path, file format or required column is missing or wrong."""
+
+
+class ConcurrentWriteError(UserError):
+    """
+    Another run committed to a table while this run was writing it. This run's write was not
+    committed; rerunning once the other run has finished succeeds. Exit code 3, so that a
+    scheduler can tell it from bad input (2) and retry.
+    """
+
+    exit_code = 3

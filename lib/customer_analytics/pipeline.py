@@ -617,6 +617,22 @@ def run_report(ctx: JobContext, summary: StageSummary) -> None:
     summary.detail.update(as_of=as_of.isoformat(), charts=len(drawn), exports=len(exported))
 
 
+def run_vacuum(ctx: JobContext, summary: StageSummary) -> None:
+    """
+    Every table of the warehouse: delete the files no current version uses that are older than
+    ``warehouse.vacuum_retention_hours`` (a killed or losing writer's, and replaced versions').
+    """
+    retention = ctx.config.warehouse.vacuum_retention_hours
+    names = ctx.warehouse.table_names()
+    deleted = 0
+    for name in names:
+        files = ctx.warehouse.vacuum(name, retention)
+        if files:
+            ctx.progress.say(f"[vacuum] {name}: {files:,} file(s) deleted")
+        deleted += files
+    summary.detail.update(tables=len(names), files_deleted=deleted, retention_hours=retention)
+
+
 JOBS: dict[str, Job] = {
     "ingest": Job(
         "ingest",
@@ -660,6 +676,12 @@ JOBS: dict[str, Job] = {
         "tables, under report.path",
         run_report,
         last_date_only=True,
+    ),
+    "vacuum": Job(
+        "vacuum",
+        "delete the files of every table that no current version uses and that are older than "
+        "warehouse.vacuum_retention_hours: those of killed runs and of replaced versions",
+        run_vacuum,
     ),
 }
 

@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib.metadata
 import json
@@ -37,14 +38,25 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from deltalake import DeltaTable, Schema
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from customer_analytics.session import native_delta_enabled
-from customer_analytics.storage import has_scheme, join
+from customer_analytics.errors import ConcurrentWriteError
+from customer_analytics.session import native_delta_enabled, sql_settings
+from customer_analytics.storage import FileSystem, has_scheme, join
 
 WRITE_MODES = ("overwrite", "append")
 STAGING_PREFIX = "_staging-"
@@ -52,6 +64,17 @@ HIVE_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 BACKENDS = ("auto", "native", "deltalake")
 #: The commit field both backends store the commit metadata in (as JSON), and both read.
 USER_METADATA = "userMetadata"
+#: What Delta Lake raises when another writer committed to the table after this write read it.
+NATIVE_CONFLICTS = (
+    DeltaConcurrentModificationException,
+    ConcurrentWriteException,
+    MetadataChangedException,
+    ProtocolChangedException,
+    ConcurrentAppendException,
+    ConcurrentDeleteReadException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentTransactionException,
+)
 
 
 @dataclass(frozen=True)
@@ -126,13 +149,38 @@ class TableWriter:
         return self
 
     def execute(self, df: DataFrame) -> Commit:
-        """Write ``df`` and commit it; return the new version and the rows written."""
+        """
+        Write ``df`` and commit it; return the new version and the rows written.
+
+        Raises
+        ------
+        ConcurrentWriteError
+            Another writer committed to the table after this write read it (two runs on one
+            warehouse at once). Nothing of this write is committed; the table keeps the other
+            writer's version.
+        """
         missing = [c for c in self._partition_by if c not in df.columns]
         if missing:
             raise ValueError(f"partition column(s) not in the DataFrame: {', '.join(missing)}")
-        if self._backend == "native":
-            return self._execute_native(df)
-        return self._execute_deltalake(df)
+        try:
+            if self._backend == "native":
+                return self._execute_native(df)
+            return self._execute_deltalake(df)
+        except NATIVE_CONFLICTS as exc:
+            raise self._conflict(type(exc).__name__) from None
+        except CommitFailedError:
+            raise self._conflict("CommitFailedError") from None
+        except DeltaError as exc:
+            if "already exists" not in str(exc):  # two writers creating the table at once
+                raise
+            raise self._conflict("table created by another writer") from None
+
+    def _conflict(self, cause: str) -> ConcurrentWriteError:
+        return ConcurrentWriteError(
+            f"table {self._path}: another run committed to it while this run was writing it "
+            f"({cause}); this run's write was not committed and the table keeps the other "
+            "run's version: run again when the other run has finished"
+        )
 
     def _execute_native(self, df: DataFrame) -> Commit:
         from delta.tables import DeltaTable as SparkDeltaTable
@@ -175,11 +223,16 @@ class TableWriter:
         if self._partition_by:
             writer = writer.partitionBy(*self._partition_by)
         writer.parquet(staging)
+        actions: list[AddAction] = []
         try:
             actions, rows = _move_into_table(staging, root)
             if self._before_commit is not None:
                 self._before_commit()
             version = self._commit(root, df.schema, actions)
+        except BaseException:
+            for action in actions:  # moved in but never committed: no reader will see them
+                _remove_file(os.path.join(root, action.path))
+            raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return Commit(self._path, version, rows)
@@ -286,6 +339,54 @@ class Warehouse:
         if self.backend == "native":
             return _native_history(self.spark, self.table_path(name))
         return table_history(self.table_path(name))
+
+    def table_names(self) -> list[str]:
+        """The Delta tables of the warehouse: its folders that hold a ``_delta_log``."""
+        fs = FileSystem.for_session(self.spark)
+        return [
+            name
+            for name in fs.list_dirs(self.path)
+            if not name.startswith((".", "_")) and fs.exists(join(self.path, name, "_delta_log"))
+        ]
+
+    def vacuum(self, name: str, retention_hours: float) -> int:
+        """
+        Delete the files of table ``name`` that its current version does not use and that are
+        older than ``retention_hours``: those a killed or losing writer left uncommitted, and
+        those of versions replaced more than ``retention_hours`` ago (which time travel can then
+        no longer read). A running writer's files are younger than the retention, so they stay.
+        Returns the number of files deleted.
+        """
+        path = self.table_path(name)
+        if self.backend == "native":
+            settings = {
+                # Delta refuses a retention under its 7-day default unless this check is off,
+                "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+                # and since 4.0 ignores RETAIN for the table property (a commit per table)
+                # unless this one is off.
+                "spark.databricks.delta.vacuum.retentionWindowIgnore.enabled": "false",
+                # Its file listing runs this many tasks (Spark's default 10,000: 40 s a table)
+                "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(
+                    self.spark.sparkContext.defaultParallelism
+                ),
+            }
+            with sql_settings(self.spark, settings):
+                statement = f"VACUUM delta.`{path}` RETAIN {retention_hours} HOURS"
+                doomed = self.spark.sql(f"{statement} DRY RUN").count()
+                self.spark.sql(statement).count()
+            return doomed
+        root = _local_path(path)
+        stale = _remove_stale_staging(root, older_than_seconds=retention_hours * 3600)
+        table = _open(root)
+        if table is None:
+            raise FileNotFoundError(f"no Delta table at {path}")
+        deleted = table.vacuum(
+            retention_hours=int(retention_hours),
+            dry_run=False,
+            enforce_retention_duration=False,
+            full=True,
+        )
+        return len(deleted) + stale
 
     def row_count(self, name: str) -> int:
         """Rows of the current version: from the log's file statistics where it can."""
@@ -403,12 +504,18 @@ def _local_path(path: str) -> str:
     return os.path.abspath(path.removeprefix("file://").removeprefix("file:"))
 
 
-def _remove_stale_staging(root: str, older_than_seconds: float = 3600.0) -> None:
-    """Remove staging folders that a killed writer left behind (never a live writer's)."""
+def _remove_stale_staging(root: str, older_than_seconds: float = 3600.0) -> int:
+    """
+    Remove staging folders that a killed writer left behind (never a live writer's); return
+    how many files they held.
+    """
     now = time.time()
+    removed = 0
     for folder in glob.glob(os.path.join(root, f"{STAGING_PREFIX}*")):
         if now - os.path.getmtime(folder) > older_than_seconds:
+            removed += sum(len(files) for _, _, files in os.walk(folder))
             shutil.rmtree(folder, ignore_errors=True)
+    return removed
 
 
 def _move_into_table(staging: str, root: str) -> tuple[list[AddAction], int]:
@@ -434,6 +541,11 @@ def _move_into_table(staging: str, root: str) -> tuple[list[AddAction], int]:
             )
         )
     return actions, total_rows
+
+
+def _remove_file(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
 
 
 def _partition_values(relative_path: str) -> dict[str, str | None]:
