@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from customer_analytics import columns as C
 from customer_analytics.tables import Warehouse
 from tests.conftest import run_cli
-from tests.test_backfill import invoice_lines, settings, write_csv
+from tests.test_backfill import BACKEND, invoice_lines, settings, write_csv
 
 MARCH, JUNE = date(2011, 3, 31), date(2011, 6, 30)
 
@@ -46,7 +46,7 @@ def two_dates(spark, source, tmp_path_factory):
         *settings(source, warehouse),
     )
     assert code == 0, out
-    return Warehouse.for_path(spark, str(warehouse)), out
+    return Warehouse.for_path(spark, str(warehouse), BACKEND), out
 
 
 def test_pipeline_for_two_dates_runs_the_stages_for_each_oldest_first(two_dates):

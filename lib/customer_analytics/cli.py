@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 
 from customer_analytics import __version__
 from customer_analytics.config import Config, load, source_paths
-from customer_analytics.errors import ConfigError, UserError
+from customer_analytics.errors import ConcurrentWriteError, ConfigError, UserError
 from customer_analytics.pipeline import JOBS, PIPELINE, SEGMENT_MODES, Job, JobContext
 from customer_analytics.progress import Progress
 from customer_analytics.runs import RUNS_TABLE, RunRecord, new_run_id
@@ -203,7 +203,7 @@ def run(
         _error(f"{job_name} failed: {error.splitlines()[0]}")
     record.finish("succeeded" if code == EXIT_OK else "failed", progress.stages, error)
     try:
-        warehouse.write(RUNS_TABLE, record.to_frame(spark), mode="append")
+        _append_run_record(warehouse, record.to_frame(spark))
     except Exception as exc:  # the run's own outcome matters more than its record
         _error(f"could not append to the runs table: {exc}")
         code = code or EXIT_FAILED
@@ -214,6 +214,20 @@ def run(
             f"{location}{report}"
         )
     return code
+
+
+def _append_run_record(warehouse, record, attempts: int = 3) -> None:
+    """
+    Append to the runs table; an append that lost to another run's commit (both creating the
+    table) is tried again, as an append's rows are not yet in the table.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            warehouse.write(RUNS_TABLE, record, mode="append")
+            return
+        except ConcurrentWriteError:
+            if attempt == attempts:
+                raise
 
 
 def _steps(jobs: list[Job], dates: list[date]) -> list[tuple[Job, date | None]]:
