@@ -326,3 +326,36 @@ def test_exact_duplicate_rule_defaults_per_kind_unless_set(kind, setting, expect
     source = config.SourceConfig(kind=kind, path="x", rules=rules)
 
     assert source.exact_duplicate_rule() is expected
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("spark.conf.spark.hadoop.fs.s3a.secret.key=pa55word", "spark.conf"),
+        ("spark.conf.spark.hadoop.fs.s3a.access.key=pa55word", "spark.conf"),
+        (
+            "spark.conf.spark.hadoop.fs.azure.account.key.acct.dfs.core.windows.net=pa55word",
+            "spark.conf",
+        ),
+        ("warehouse.path=s3a://AKIA1:pa55word@bucket/wh", "warehouse.path"),
+        ("source.path=s3a://AKIA1:pa55word@bucket/orders.parquet", "source.path"),
+        ("report.path=abfss://user:pa55word@host/report", "report.path"),
+    ],
+)
+def test_credentials_in_the_configuration_are_refused_without_repeating_them(
+    tmp_path, override, key
+):
+    with pytest.raises(ConfigError) as error:
+        config.load(write_yaml(tmp_path, "source: {path: x}\n"), [override])
+
+    assert f"{key}" in str(error.value)
+    assert "credentials never go in the configuration" in str(error.value)
+    assert "pa55word" not in str(error.value)
+
+
+def test_an_at_sign_in_a_path_is_not_taken_for_credentials(tmp_path):
+    cfg = config.load(
+        write_yaml(tmp_path, "source: {path: x}\n"), ["warehouse.path=s3a://bucket/team@2/wh"]
+    )
+
+    assert cfg.warehouse.path == "s3a://bucket/team@2/wh"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -368,6 +370,29 @@ def test_rules_name_clusters_on_a_feature_that_is_not_clustered(population):
     importance = {r[C.FEATURE] for r in result.importance.collect()}
     assert importance == set(features)  # importance only for what was clustered
     result.scored.unpersist()
+
+
+def test_the_latest_model_is_loaded_from_its_own_folder_whatever_its_metadata_says(fitted, store):
+    store.save(fitted.saved("r1", _config()))
+    metadata_file = Path(store.root) / "r1" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata["run_id"] = "../../../elsewhere"  # a model outside the warehouse
+    metadata_file.write_text(json.dumps(metadata))
+
+    loaded = store.latest()
+
+    assert (loaded.run_id, loaded.k) == ("r1", 3)
+
+
+def test_a_model_whose_metadata_was_cut_short_is_an_incomplete_save(fitted, store):
+    store.save(fitted.saved("r1", _config()))
+    later = fitted.saved("r2", _config())
+    later.metadata["trained_at"] = "9999-12-31T00:00:00+00:00"
+    store.save(later)
+    metadata_file = Path(store.root) / "r2" / "metadata.json"
+    metadata_file.write_text(metadata_file.read_text()[:40])  # a writer killed mid-file
+
+    assert store.latest().run_id == "r1"
 
 
 def test_the_latest_model_of_an_empty_store_is_an_input_error(store):

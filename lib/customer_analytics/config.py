@@ -26,6 +26,7 @@ import functools
 import glob
 import math
 import os
+import re
 from datetime import date
 from importlib import resources
 from typing import Any, Literal
@@ -142,7 +143,7 @@ class SourceConfig(_Section):
     def _path_not_empty(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
-        return value
+        return _without_credentials(value)
 
     @field_validator("date_formats")
     @classmethod
@@ -192,6 +193,22 @@ class SourceConfig(_Section):
         return "parquet"
 
 
+#: ``scheme://user:secret@host``: a URI that carries credentials.
+_URI_WITH_USER_INFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@]*@")
+
+
+def _without_credentials(path: str | None) -> str | None:
+    """``path``, refused (without echoing it) when its URI carries credentials."""
+    if path is not None and _URI_WITH_USER_INFO.match(path):
+        raise PydanticCustomError(
+            "credentials",
+            "the URI carries credentials (user:secret@): credentials never go in the "
+            "configuration, which the runs table records; use the environment "
+            "(AWS_ACCESS_KEY_ID, ...), an instance profile or a Hadoop credential provider",
+        )
+    return path
+
+
 class WarehouseConfig(_Section):
     path: str = "warehouse"
     #: ``auto``: native Delta when the Delta Spark extension is active, else delta-rs commits.
@@ -199,6 +216,8 @@ class WarehouseConfig(_Section):
     #: The ``vacuum`` job deletes unused files older than this: longer than any one write of a
     #: run takes, so that a running writer's files stay (Delta Lake's default is 7 days).
     vacuum_retention_hours: int = Field(168, ge=1)
+
+    _path_without_credentials = field_validator("path")(_without_credentials)
 
 
 #: The CSV exports the ``report`` job can write (``report.exports``), each from one table.
@@ -217,6 +236,8 @@ class ReportConfig(_Section):
     exports: list[Literal[REPORT_EXPORTS]] = Field(default_factory=lambda: list(REPORT_EXPORTS))
     #: products listed on each segment's card
     card_products: int = Field(5, ge=1, le=50)
+
+    _path_without_credentials = field_validator("path")(_without_credentials)
 
     @field_validator("exports")
     @classmethod
@@ -617,8 +638,8 @@ def _describe(exc: ValidationError) -> str:
             message = "unknown key"
         elif error["type"] == "missing":
             message = "required value is missing"
-        elif error["type"] == "feature_name":
-            pass  # the message names what is wrong
+        elif error["type"] in ("feature_name", "credentials"):
+            pass  # the message names what is wrong, and a secret is not repeated
         elif "input" in error and not isinstance(error["input"], dict | list):
             message = f"{message} (got {error['input']!r})"
         parts.append(f"{key}: {message}")

@@ -4,8 +4,9 @@ Saved segmentation models: a fitted :class:`~pyspark.ml.PipelineModel` and its m
 starts with ``_`` so it is never taken for a table; it lives wherever the warehouse does
 (``s3a://``, ``dbfs:/``, a local folder), reached through the session's Hadoop file system.
 
-The metadata is written last, so a folder without it is an incomplete save that
-:meth:`ModelStore.latest` ignores.
+The metadata is written last, so a folder without it (or with it cut short) is an incomplete
+save that :meth:`ModelStore.latest` ignores. A model is only ever loaded from a folder under
+the configured warehouse's ``_models/segmentation``: the folder's name is its run id.
 
 Examples
 --------
@@ -108,10 +109,15 @@ class ModelStore:
         found = []
         for run_id in self._fs.list_dirs(self.root):
             path = join(self.root, run_id, METADATA_FILE)
-            if self._fs.is_file(path):
+            if not self._fs.is_file(path):
+                continue
+            try:
                 metadata = json.loads(self._fs.read_text(path))
-                metadata.setdefault("run_id", run_id)
-                found.append((metadata.get("trained_at", ""), run_id, metadata))
+            except ValueError:  # cut short by a killed writer: an incomplete save
+                continue
+            # The folder is the model: a run id in the file never points elsewhere.
+            metadata["run_id"] = run_id
+            found.append((str(metadata.get("trained_at", "")), run_id, metadata))
         if not found:
             return None
         return max(found, key=lambda item: (item[0], item[1]))[2]

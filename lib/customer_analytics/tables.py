@@ -341,12 +341,17 @@ class Warehouse:
         return table_history(self.table_path(name))
 
     def table_names(self) -> list[str]:
-        """The Delta tables of the warehouse: its folders that hold a ``_delta_log``."""
+        """
+        The Delta tables of the warehouse: its folders whose ``_delta_log`` holds a commit (a
+        writer killed while creating a table leaves a log folder without one).
+        """
         fs = FileSystem.for_session(self.spark)
         return [
             name
             for name in fs.list_dirs(self.path)
-            if not name.startswith((".", "_")) and fs.exists(join(self.path, name, "_delta_log"))
+            if not name.startswith((".", "_"))
+            and fs.exists(join(self.path, name, "_delta_log"))
+            and self.exists(name)
         ]
 
     def vacuum(self, name: str, retention_hours: float) -> int:
@@ -512,8 +517,12 @@ def _remove_stale_staging(root: str, older_than_seconds: float = 3600.0) -> int:
     now = time.time()
     removed = 0
     for folder in glob.glob(os.path.join(root, f"{STAGING_PREFIX}*")):
-        if now - os.path.getmtime(folder) > older_than_seconds:
-            removed += sum(len(files) for _, _, files in os.walk(folder))
+        entries = [folder]
+        for parent, folders, files in os.walk(folder):
+            entries += [os.path.join(parent, name) for name in folders + files]
+        # a live writer keeps adding files somewhere below; the folder's own time lags
+        if now - max(os.path.getmtime(e) for e in entries) > older_than_seconds:
+            removed += sum(1 for e in entries if os.path.isfile(e))
             shutil.rmtree(folder, ignore_errors=True)
     return removed
 
