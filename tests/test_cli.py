@@ -217,6 +217,40 @@ def test_failed_run_is_recorded_with_status_failed(spark, tmp_path):
     assert not (warehouse / "order_lines").exists()
 
 
+def test_a_run_record_that_cannot_be_appended_is_one_more_line_after_the_runs_own_error(
+    spark, tmp_path, monkeypatch, capsys
+):
+    def lost(*_args, **_kwargs):
+        raise RuntimeError("the JVM is gone\n\tat a Java frame")
+
+    monkeypatch.setattr(cli, "_append_run_record", lost)
+
+    code = cli.main(["features", "--set", f"warehouse.path={tmp_path / 'wh'}"])
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 2
+    assert "table 'orders' not found" in err[0]
+    assert err[1].endswith(
+        "the run's record could not be appended to the runs table either: the JVM is gone"
+    )
+
+
+def test_a_succeeded_run_whose_record_cannot_be_appended_exits_1_and_says_so(
+    spark, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(cli, "_append_run_record", lambda *_: 1 / 0)
+
+    code = cli.main(["vacuum", "--set", f"warehouse.path={tmp_path / 'wh'}"])
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err == [
+        "customer-analytics: error: the run succeeded but its record could not be appended to "
+        "the runs table: division by zero"
+    ]
+
+
 def test_pipeline_evaluation_scores_the_popularity_baseline_as_counted_by_hand(pipeline_run):
     warehouse = pipeline_run[0]
 

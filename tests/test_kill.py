@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from chispa import assert_approx_df_equality
+from chispa import assert_approx_df_equality, assert_df_equality
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
@@ -242,3 +243,32 @@ def test_two_ingests_at_once_on_one_warehouse_lose_nothing_and_a_loser_says_so(
             ignore_row_order=True,
         )
     print(f"{backend}: two ingests at once ended {codes[0]} and {codes[1]}")
+
+
+def test_a_rerun_with_the_same_input_rewrites_every_table_equal_with_the_same_segment_names(
+    spark, clean_run, tmp_path
+):
+    warehouse = tmp_path / "wh"
+    shutil.copytree(clean_run, warehouse)
+    tables = Warehouse.for_path(spark, str(warehouse), "deltalake")
+    before = {name: tables.history(name)[0]["version"] for name in table_names(warehouse)}
+
+    code, out = run_cli(*argv(PIPELINE, warehouse, "deltalake"))
+
+    assert code == 0, out
+    for name, version in before.items():
+        if name in (RUNS_TABLE, *APPENDED):
+            continue
+        assert tables.history(name)[0]["version"] == version + 1, name
+        now, then = tables.read(name), tables.read(name, version=version)
+        left_out = [c for c in RUN_COLUMNS if c in now.columns]
+        assert_approx_df_equality(
+            now.drop(*left_out), then.drop(*left_out), 1e-9, ignore_row_order=True
+        )
+    names = [C.CUSTOMER_ID, C.CLUSTER, C.SEGMENT_NAME]
+    first = tables.read(pipeline.CUSTOMER_SEGMENTS, version=before[pipeline.CUSTOMER_SEGMENTS])
+    assert_df_equality(
+        tables.read(pipeline.CUSTOMER_SEGMENTS).select(*names),
+        first.select(*names),
+        ignore_row_order=True,
+    )

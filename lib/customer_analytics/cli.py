@@ -205,7 +205,13 @@ def run(
     try:
         _append_run_record(warehouse, record.to_frame(spark))
     except Exception as exc:  # the run's own outcome matters more than its record
-        _error(f"could not append to the runs table: {exc}")
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        if code == EXIT_OK:
+            _error(
+                f"the run succeeded but its record could not be appended to the runs table: {cause}"
+            )
+        else:  # e.g. the JVM is gone after an out-of-memory error: the cause is the one above
+            _error(f"the run's record could not be appended to the runs table either: {cause}")
         code = code or EXIT_FAILED
     if code == EXIT_OK:
         report = f"; report {ctx.report_file}" if ctx.report_file else ""
