@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from deltalake import DeltaTable
@@ -249,6 +250,43 @@ def test_a_succeeded_run_whose_record_cannot_be_appended_exits_1_and_says_so(
         "customer-analytics: error: the run succeeded but its record could not be appended to "
         "the runs table: division by zero"
     ]
+
+
+def test_vacuum_deletes_the_old_folders_of_killed_runs_only(spark, tmp_path, capsys):
+    warehouse = tmp_path / "wh"
+    folders = {
+        "killed save": warehouse / "_models" / "segmentation" / "r1",
+        "save under way": warehouse / "_models" / "segmentation" / "r2",
+        "complete save": warehouse / "_models" / "segmentation" / "r3",
+        "killed checkpoints": warehouse / "_checkpoints" / "c1",
+        "running checkpoints": warehouse / "_checkpoints" / "c2",
+    }
+    for folder in folders.values():
+        (folder / "model" / "stages").mkdir(parents=True)
+        (folder / "model" / "stages" / "part-00000").write_text("x")
+    (folders["complete save"] / "metadata.json").write_text('{"k": 2}')
+    two_hours_ago = time.time() - 2 * 3600
+    for name in ("killed save", "complete save", "killed checkpoints", "save under way"):
+        for path in [folders[name], *folders[name].rglob("*")]:
+            os.utime(path, (two_hours_ago, two_hours_ago))
+    (folders["save under way"] / "model" / "stages" / "part-00001").write_text("y")  # just now
+
+    code = cli.main(
+        [
+            "vacuum",
+            "--set",
+            f"warehouse.path={warehouse}",
+            "--set",
+            "warehouse.vacuum_retention_hours=1",
+        ]
+    )
+
+    assert code == 0
+    left = {name for name, folder in folders.items() if folder.exists()}
+    assert left == {"save under way", "complete save", "running checkpoints"}
+    out = capsys.readouterr().out
+    assert "[vacuum] _models/segmentation/r1: left by a killed run, deleted" in out
+    assert "[vacuum] _checkpoints/c1: left by a killed run, deleted" in out
 
 
 def test_pipeline_evaluation_scores_the_popularity_baseline_as_counted_by_hand(pipeline_run):

@@ -107,7 +107,7 @@ def start(job_argv: list[str], log: Path) -> subprocess.Popen:
 
 def table_names(warehouse: Path) -> list[str]:
     """The tables with a first commit (a writer killed while creating one leaves none)."""
-    return sorted(p.parent.parent.name for p in warehouse.glob("*/_delta_log/0*0.json"))
+    return sorted(p.parent.parent.name for p in warehouse.glob(f"*/_delta_log/{0:020}.json"))
 
 
 def unreferenced_files(table: Path) -> list[Path]:

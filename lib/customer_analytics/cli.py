@@ -188,7 +188,7 @@ def run(
     ctx = JobContext(spark, config, warehouse, record.run_id, None, progress, mode=mode)
     code, error = EXIT_OK, None
     try:
-        with session.reliable_checkpoints(spark, join(warehouse.path, "_checkpoints")):
+        with session.reliable_checkpoints(spark, join(warehouse.path, session.CHECKPOINTS_FOLDER)):
             for job, as_of in _steps(jobs, dates):
                 ctx.as_of = as_of
                 label = job.name if len(dates) < 2 or job.reads_source else f"{job.name} {as_of}"

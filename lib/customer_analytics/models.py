@@ -19,6 +19,8 @@ datetime.date(2011, 6, 30)
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -104,9 +106,35 @@ class ModelStore:
         model = PipelineModel.load(join(self.root, found["run_id"], MODEL_SUBFOLDER))
         return SavedModel(model, found)
 
+    def remove_incomplete(self, older_than_seconds: float) -> list[str]:
+        """
+        Delete the folders of saves that never finished (no readable metadata: a killed run's)
+        and that nothing has written to for ``older_than_seconds``, so a save under way stays.
+        Returns their run ids.
+        """
+        complete = {run_id for run_id, _ in self._saves()}
+        now = time.time()
+        removed = []
+        for run_id in self._fs.list_dirs(self.root):
+            folder = join(self.root, run_id)
+            if run_id in complete or now - self._fs.last_modified(folder) <= older_than_seconds:
+                continue
+            self._fs.delete(folder)
+            removed.append(run_id)
+        return removed
+
     def latest_metadata(self) -> dict | None:
         """The metadata of :meth:`latest` without loading the model; None when there is none."""
-        found = []
+        found = [
+            (str(metadata.get("trained_at", "")), run_id, metadata)
+            for run_id, metadata in self._saves()
+        ]
+        if not found:
+            return None
+        return max(found, key=lambda item: (item[0], item[1]))[2]
+
+    def _saves(self) -> Iterator[tuple[str, dict]]:
+        """(run id, metadata) of every complete save."""
         for run_id in self._fs.list_dirs(self.root):
             path = join(self.root, run_id, METADATA_FILE)
             if not self._fs.is_file(path):
@@ -117,7 +145,4 @@ class ModelStore:
                 continue
             # The folder is the model: a run id in the file never points elsewhere.
             metadata["run_id"] = run_id
-            found.append((str(metadata.get("trained_at", "")), run_id, metadata))
-        if not found:
-            return None
-        return max(found, key=lambda item: (item[0], item[1]))[2]
+            yield run_id, metadata

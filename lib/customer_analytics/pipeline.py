@@ -34,7 +34,7 @@ from customer_analytics.config import Config
 from customer_analytics.errors import InputError
 from customer_analytics.evaluation import EvaluationPlan
 from customer_analytics.exports import CsvExport
-from customer_analytics.models import ModelStore
+from customer_analytics.models import MODELS_FOLDER, ModelStore
 from customer_analytics.period import Period
 from customer_analytics.progress import Progress, StageSummary
 from customer_analytics.recommend import Recommender
@@ -630,7 +630,24 @@ def run_vacuum(ctx: JobContext, summary: StageSummary) -> None:
         if files:
             ctx.progress.say(f"[vacuum] {name}: {files:,} file(s) deleted")
         deleted += files
-    summary.detail.update(tables=len(names), files_deleted=deleted, retention_hours=retention)
+    folders = [
+        f"{MODELS_FOLDER}/{run_id}"
+        for run_id in ModelStore(ctx.warehouse).remove_incomplete(retention * 3600)
+    ]
+    fs = FileSystem.for_session(ctx.spark)
+    checkpoints = join(ctx.warehouse.path, session.CHECKPOINTS_FOLDER)
+    for run in fs.list_dirs(checkpoints):  # a finished run removes its own
+        if time.time() - fs.last_modified(join(checkpoints, run)) > retention * 3600:
+            fs.delete(join(checkpoints, run))
+            folders.append(f"{session.CHECKPOINTS_FOLDER}/{run}")
+    for folder in folders:
+        ctx.progress.say(f"[vacuum] {folder}: left by a killed run, deleted")
+    summary.detail.update(
+        tables=len(names),
+        files_deleted=deleted,
+        folders_deleted=len(folders),
+        retention_hours=retention,
+    )
 
 
 JOBS: dict[str, Job] = {

@@ -193,6 +193,10 @@ def is_local(spark: SparkSession) -> bool:
     return spark.sparkContext.master.startswith("local")
 
 
+#: Where a cluster run keeps its checkpoints, under the warehouse (one folder per run).
+CHECKPOINTS_FOLDER = "_checkpoints"
+
+
 @contextmanager
 def reliable_checkpoints(spark: SparkSession, folder: str) -> Iterator[str | None]:
     """

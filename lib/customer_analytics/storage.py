@@ -73,6 +73,18 @@ class FileSystem:
             return []
         return sorted(str(s.getPath().getName()) for s in fs.listStatus(jpath) if s.isDirectory())
 
+    def last_modified(self, path: str) -> float:
+        """
+        Seconds since the epoch when ``path`` or anything under it last changed: the newest
+        modification time of the folder and every file below it.
+        """
+        jpath, fs = self._resolve(path)
+        newest = fs.getFileStatus(jpath).getModificationTime()
+        files = fs.listFiles(jpath, True)
+        while files.hasNext():
+            newest = max(newest, files.next().getModificationTime())
+        return newest / 1000.0
+
     def read_text(self, path: str) -> str:
         """The whole file as UTF-8 text; ``FileNotFoundError`` naming ``path`` when absent."""
         return self.read_bytes(path).decode("utf-8")
