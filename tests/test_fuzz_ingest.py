@@ -9,12 +9,15 @@ one line (:class:`InputError`, the job's exit 2) that names the file and the col
 It runs the job's own steps (read, prepare, the reconciliation counts) without writing
 tables: ``tests/test_ingest.py`` and ``tests/test_cli.py`` cover the writes and the exit codes.
 ``FUZZ_SEED`` changes the positions, ``FUZZ_SECONDS`` (default 150) bounds the time; the test
-prints how many cases it tried and how each ended.
+prints how many cases it tried and how each ended. ``FUZZ_THROUGH_THE_JOB=1`` runs each case
+through the ``ingest`` job instead (exit code, stderr, the written reconciliation table): about
+three times as long, so not in CI.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import io
 import json
@@ -36,6 +39,8 @@ from tests.test_backfill import HEADER as RETAIL_HEADER
 
 SEED = int(os.environ.get("FUZZ_SEED", "17"))
 SECONDS = float(os.environ.get("FUZZ_SECONDS", "150"))
+#: ``FUZZ_THROUGH_THE_JOB=1``: each case through ``customer-analytics ingest``, tables written.
+THROUGH_THE_JOB = os.environ.get("FUZZ_THROUGH_THE_JOB") == "1"
 RECORDS = 10
 
 
@@ -236,6 +241,27 @@ def outcome(spark, kind: str, path) -> tuple[str, object]:
         return "refused", str(exc)
 
 
+def outcome_of_the_job(kind: str, path, warehouse) -> tuple[str, object]:
+    """
+    ``customer-analytics ingest`` on the file, writing its tables (deltalake): ("read", the
+    rows of ingest_reconciliation), ("refused", its one stderr line) or ("failed", stderr).
+    """
+    from customer_analytics import cli
+    from tests.conftest import table_rows
+
+    argv = ["ingest", "--set", f"source.kind={kind}", "--set", f"source.path={path}"]
+    argv += ["--set", f"warehouse.path={warehouse}", "--set", "warehouse.delta=deltalake"]
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = cli.main(argv)
+    if code == 0:
+        return "read", table_rows(warehouse, "ingest_reconciliation")
+    lines = err.getvalue().strip().splitlines()
+    if code == 2 and len(lines) == 1:
+        return "refused", lines[0]
+    return "failed", f"exit {code}: {err.getvalue()[-2000:]}"
+
+
 def test_every_corrupted_input_is_read_and_reconciled_or_refused_in_one_line(spark, tmp_path):
     started = time.monotonic()
     ended = collections.Counter()
@@ -243,13 +269,23 @@ def test_every_corrupted_input_is_read_and_reconciled_or_refused_in_one_line(spa
     for kind, fmt, case, path, records in cases(tmp_path):
         if time.monotonic() - started > SECONDS:
             break
-        how, result = outcome(spark, kind, path)
-        if how == "read":
+        if THROUGH_THE_JOB:
+            how, result = outcome_of_the_job(kind, path, tmp_path / f"wh-{path.stem}-{fmt}")
+        else:
+            how, result = outcome(spark, kind, path)
+        if how == "read" and THROUGH_THE_JOB:
+            ended[(kind, fmt, "read")] += 1
+            if sum(r["rows"] for r in result) != records:
+                problems.append(f"{kind} {fmt} {case}: {records} records, reconciled {result}")
+        elif how == "read":
             excluded = sum(result.excluded.values())
             parts = result.accepted_rows + sum(result.quarantined.values()) + excluded
             ended[(kind, fmt, "read")] += 1
             if not (result.balanced and result.input_rows == records and parts == records):
                 problems.append(f"{kind} {fmt} {case}: {records} records, reconciled {result}")
+        elif how == "failed":
+            ended[(kind, fmt, "failed")] += 1
+            problems.append(f"{kind} {fmt} {case}: {result}")
         else:
             ended[(kind, fmt, "refused")] += 1
             named = str(path) in result and ("column" in result or "no data" in result)
