@@ -620,7 +620,9 @@ def run_report(ctx: JobContext, summary: StageSummary) -> None:
 def run_vacuum(ctx: JobContext, summary: StageSummary) -> None:
     """
     Every table of the warehouse: delete the files no current version uses that are older than
-    ``warehouse.vacuum_retention_hours`` (a killed or losing writer's, and replaced versions').
+    ``warehouse.vacuum_retention_hours`` (a killed or losing writer's, and replaced versions');
+    then the folders a killed run left beside the tables, once as old: unfinished model saves
+    and a cluster run's checkpoints.
     """
     retention = ctx.config.warehouse.vacuum_retention_hours
     names = ctx.warehouse.table_names()
@@ -697,7 +699,8 @@ JOBS: dict[str, Job] = {
     "vacuum": Job(
         "vacuum",
         "delete the files of every table that no current version uses and that are older than "
-        "warehouse.vacuum_retention_hours: those of killed runs and of replaced versions",
+        "warehouse.vacuum_retention_hours: those of killed runs and of replaced versions, and "
+        "the model saves and checkpoints killed runs left",
         run_vacuum,
     ),
 }

@@ -228,16 +228,16 @@ class TableWriter:
             actions, rows = _move_into_table(staging, root)
             if self._before_commit is not None:
                 self._before_commit()
-            version = self._commit(root, df.schema, actions)
+            self._commit(root, df.schema, actions)
         except BaseException:
             for action in actions:  # moved in but never committed: no reader will see them
                 _remove_file(os.path.join(root, action.path))
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return Commit(self._path, version, rows)
+        return Commit(self._path, DeltaTable(root).version(), rows)
 
-    def _commit(self, root: str, schema: StructType, actions: list[AddAction]) -> int:
+    def _commit(self, root: str, schema: StructType, actions: list[AddAction]) -> None:
         from deltalake import CommitProperties
 
         delta_schema = Schema.from_json(schema.json())
@@ -281,7 +281,6 @@ class TableWriter:
                 partition_by=self._partition_by or None,
                 commit_properties=properties,
             )
-        return DeltaTable(root).version()
 
 
 class Warehouse:
