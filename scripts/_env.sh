@@ -40,3 +40,8 @@ if [ ! -f "$jars_stamp" ]; then
   echo "== caching the Delta Lake JARs from Maven Central (first time only)"
   if .venv/bin/python -m customer_analytics.jars fetch; then touch "$jars_stamp"; fi
 fi
+if [ "${CUSTOMER_ANALYTICS_CLASS_ARCHIVE:-}" != "off" ] &&
+  ! .venv/bin/python -m customer_analytics.class_archive show | grep -q "(present)$"; then
+  echo "== making the JVM class archive, so that every local job starts faster (first time only, about a minute)"
+  .venv/bin/python -m customer_analytics.class_archive create || true
+fi

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import numpy as np
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from scipy.optimize import linear_sum_assignment
 
 from customer_analytics import columns as C
 
@@ -350,6 +349,8 @@ def describe_matching(
             f"new_centers have {new.shape[1]} values each, previous_centers "
             f"{previous.shape[1]}: the models must share features"
         )
+    from scipy.optimize import linear_sum_assignment  # scipy loads only when a refit matches
+
     cost = np.linalg.norm(new[:, np.newaxis, :] - previous[np.newaxis, :, :], axis=2)
     new_index, previous_index = linear_sum_assignment(cost)
     ids = {int(n): previous_ids[p] for n, p in zip(new_index, previous_index, strict=True)}

@@ -16,29 +16,23 @@ from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from customer_analytics import columns as C
 from customer_analytics import (
-    charts,
-    clv,
     evaluation,
     features,
     ingest,
     migration,
     recommend,
-    report_html,
     segmentation,
     session,
 )
-from customer_analytics import columns as C
-from customer_analytics.clv import ClvModel
 from customer_analytics.config import Config
 from customer_analytics.errors import InputError
 from customer_analytics.evaluation import EvaluationPlan
-from customer_analytics.exports import CsvExport
 from customer_analytics.models import MODELS_FOLDER, ModelStore
 from customer_analytics.period import Period
 from customer_analytics.progress import Progress, StageSummary
 from customer_analytics.recommend import Recommender
-from customer_analytics.report import ReportData
 from customer_analytics.sources import read_source
 from customer_analytics.storage import FileSystem, join
 from customer_analytics.tables import Warehouse
@@ -230,10 +224,12 @@ def run_clv(ctx: JobContext, summary: StageSummary) -> None:
     (``--as-of`` must equal it). A fit that does not converge is recorded, then ends the job
     with exit 2.
     """
+    from customer_analytics import clv  # scipy and pandas: loaded by the stages that use them
+
     settings = ctx.config.clv
     table = read_input(ctx, CUSTOMER_FEATURES)
     as_of = table_as_of(ctx, CUSTOMER_FEATURES, table)
-    model = ClvModel.fit(table, settings)
+    model = clv.ClvModel.fit(table, settings)
     ctx.warehouse.write(
         CLV_MODELS,
         ctx.spark.createDataFrame(model.parameter_rows(ctx.run_id), clv.MODELS_SCHEMA),
@@ -555,6 +551,10 @@ def run_report(ctx: JobContext, summary: StageSummary) -> None:
     as of the segments' date. Only summaries of the tables reach the driver
     (:class:`~customer_analytics.report.ReportData`); the CSV exports are written by Spark.
     """
+    from customer_analytics import charts, report_html  # matplotlib: only this stage draws
+    from customer_analytics.exports import CsvExport
+    from customer_analytics.report import ReportData
+
     settings = ctx.config.report
     profiles = read_input(ctx, SEGMENT_PROFILES)
     as_of = table_as_of(ctx, SEGMENT_PROFILES, profiles)

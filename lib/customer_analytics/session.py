@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
-from customer_analytics import jars
+from customer_analytics import class_archive, jars
 from customer_analytics.config import SparkConfig
 from customer_analytics.errors import UserError
 from customer_analytics.storage import FileSystem
@@ -87,6 +87,7 @@ def configure(
     *,
     delta: str = "auto",
     paths: tuple[str, ...] = (),
+    use_class_archive: bool = True,
 ) -> SparkSession.Builder:
     """
     Apply the configuration to a builder and return it (the pattern of Delta's
@@ -102,6 +103,9 @@ def configure(
         ``warehouse.delta``: ``deltalake`` loads no Delta JARs.
     paths : tuple of str
         The warehouse and source paths: an ``s3a://`` one adds ``hadoop-aws``.
+    use_class_archive : bool
+        In local mode, map the JVM class archive when there is one
+        (:mod:`customer_analytics.class_archive`).
     """
     if delta not in DELTA_MODES:
         raise ValueError(f"delta must be one of {DELTA_MODES}, got {delta!r}")
@@ -115,6 +119,11 @@ def configure(
         # lack this package and its dependencies: in local mode they use the job's interpreter.
         # The SparkContext reads the variable, not spark.pyspark.python, when it starts.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if use_class_archive and not _jvm_started():
+            archive = " ".join(class_archive.java_options())
+            if archive:
+                current = settings.get("spark.driver.extraJavaOptions", "")
+                settings["spark.driver.extraJavaOptions"] = f"{current} {archive}".strip()
     if delta != "deltalake" and not _jvm_started():
         packages = jars.packages_for(paths)
         with_jars = jars.JarSettings.for_packages(packages).apply(settings)
