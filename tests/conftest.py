@@ -64,7 +64,7 @@ def spark() -> SparkSession:
             "spark.ui.enabled": False,
             "spark.driver.memory": "4g",
             "spark.sql.adaptive.enabled": True,
-            "spark.databricks.delta.snapshotPartitions": 2,
+            "spark.databricks.delta.snapshotPartitions": 1,
         },
     )
     session = configure(SparkSession.builder, spark_cfg).getOrCreate()

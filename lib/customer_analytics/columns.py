@@ -202,15 +202,6 @@ RETURNING_CUSTOMERS = "returning_customers"
 RETURNS = "returns"
 GROUPING = "grouping"
 
-# Working columns of features, never written
-MONTH_INDEX = "_month_index"
-MONTH_SPEND = "_month_spend"
-PERIOD = "_period"
-PERIOD_SPEND = "_period_spend"
-PERIOD_RANK = "_period_rank"
-CUT_POINTS = "_cut_points"
-FIRST_MONTH = "_first_month"
-
 # Segmentation (tables ``kmeans_selection``, ``customer_segments``, ``segment_profiles``,
 # ``feature_importance``, SPEC section 4)
 K = "k"

@@ -9,11 +9,15 @@ run on that day would have given.
 
 A *visit* is a non-return order of a member; returns are counted apart (``return_orders``,
 ``return_rate``, ``returned_amount``). A customer appears when they have at least one visit
-inside the window (``as_of``, ``lookback_days``, excluded periods). Every feature comes from a
-few aggregations over ``orders`` grouped by customer (the last three baskets from each
-customer's visits sorted newest first, no window), one over ``order_lines`` for
-distinct products, and one tiny aggregation for the RFM cut points, joined on
-``customer_id``. Nothing is collected to the driver.
+inside the window (``as_of``, ``lookback_days``, excluded periods). The orders are shuffled by
+customer once (:func:`order_history`): window functions over each customer's visits in time
+order mark the first visit of a day, an ISO week and a month and keep the two amounts before
+the latest, so that one aggregation per customer gives every count, sum, distinct count, the
+last three baskets, the BTYD summary and the monthly trend, with no ``collect_list`` and no
+``count_distinct``. The most visited store is two small aggregations over the same shuffle,
+distinct products one over ``order_lines``, and the RFM cut points one tiny aggregation. Each
+order is one row of ``orders`` (ingest writes one per order id), so visits are counted as rows.
+Nothing is collected to the driver.
 
 Choices where the seeds differ or are silent:
 
@@ -35,14 +39,20 @@ from __future__ import annotations
 
 from datetime import date
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from customer_analytics import columns as C
 from customer_analytics.period import Period
 
 QUINTILES = [0.2, 0.4, 0.6, 0.8]
-_FIRST_DAY, _LAST_DAY, _REPEAT_SPEND = "_first_day", "_last_day", "_repeat_spend"
+# Working columns of order_history and the aggregations over it
+_VISIT, _RETURN, _LAST, _FIRST_DAY = "_visit", "_return", "_last", "_first_day"
+_NEW_DAY, _NEW_WEEK, _NEW_MONTH = "_new_day", "_new_week", "_new_month"
+_MONTH_NUMBER, _PREV1_AMOUNT, _PREV2_AMOUNT = "_month_number", "_prev1_amount", "_prev2_amount"
+_DAYS, _FIRST_DAY_SPEND, _VISITS = "_days", "_first_day_spend", "_visits"
+_SUM_X, _SUM_XX, _SUM_XY = "_sum_x", "_sum_xx", "_sum_xy"
+_MEMBER_VISIT, _NEW = "_member_visit", "_new"
 PERCENTILE_ACCURACY = 10_000
 PERIOD_DAYS = {"day": 1.0, "week": 7.0}
 
@@ -101,9 +111,10 @@ def base_customer_features(
     Parameters
     ----------
     orders : DataFrame
-        The ``orders`` table: ``order_id``, ``customer_id`` (null = guest, ignored),
-        ``order_ts``, ``order_date``, ``store_id``, ``country``, ``order_amount``,
-        ``item_count``, ``is_return``, and optionally ``price_sensitivity`` and ``lifestage``.
+        The ``orders`` table, one row per order: ``order_id``, ``customer_id`` (null = guest,
+        ignored), ``order_ts``, ``order_date``, ``store_id``, ``order_amount``,
+        ``item_count``, ``is_return``, and optionally ``country``, ``price_sensitivity`` and
+        ``lifestage``.
     order_lines : DataFrame
         The ``order_lines`` table: ``customer_id``, ``order_date``, ``product_id``,
         ``is_return``.
@@ -127,119 +138,161 @@ def base_customer_features(
         raise ValueError(f"time_unit must be one of {sorted(PERIOD_DAYS)}, got {time_unit!r}")
     if expected_lifetime_years <= 0:
         raise ValueError(f"expected_lifetime_years must be > 0, got {expected_lifetime_years}")
-    as_of = period.as_of
-    member_orders = period.modelled(orders).filter(F.col(C.CUSTOMER_ID).isNotNull())
-    visits = member_orders.filter(~F.col(C.IS_RETURN))
-    returns = member_orders.filter(F.col(C.IS_RETURN))
-
+    history = order_history(orders, period)
     features = (
-        _visit_aggregates(visits)
-        .join(_btyd_summary(visits, as_of, PERIOD_DAYS[time_unit]), C.CUSTOMER_ID, "left")
-        .join(_monthly_trend(visits), C.CUSTOMER_ID, "left")
-        .join(_return_aggregates(returns), C.CUSTOMER_ID, "left")
+        _customer_aggregates(history, period.as_of, PERIOD_DAYS[time_unit])
+        .join(_most_visited_store(history), C.CUSTOMER_ID, "left")
         .join(_distinct_products(period.modelled(order_lines)), C.CUSTOMER_ID, "left")
-        .join(latest_attributes(period.observed(orders)), C.CUSTOMER_ID, "left")
     )
-    features = _derived(features, as_of, expected_lifetime_years)
+    features = _derived(features, period.as_of, expected_lifetime_years)
     return features.select(*[c for c in CUSTOMER_FEATURE_COLUMNS if c not in RFM_COLUMNS])
 
 
-def latest_attributes(orders: DataFrame) -> DataFrame:
+def order_history(orders: DataFrame, period: Period) -> DataFrame:
     """
-    Each member's latest non-null ``country``, ``price_sensitivity`` and ``lifestage`` in
-    ``orders`` (by ``order_ts``, then ``order_id``); an attribute ``orders`` lacks is null.
+    Every member's orders up to ``as_of``, partitioned by customer, each visit marked against
+    the visit before it in time.
 
     Returns
     -------
     DataFrame
-        ``customer_id``, ``country``, ``price_sensitivity``, ``lifestage``.
+        One row per member order on or before ``as_of``: ``customer_id``, ``order_id``,
+        ``order_ts``, ``order_date``, ``order_amount``, ``item_count``, ``store_id``,
+        ``country``, ``price_sensitivity``, ``lifestage`` (null where ``orders`` lacks them),
+        ``_visit`` (a non-return order in the modelled period), ``_return`` (a return in it),
+        and, among the customer's visits ordered by date, time, ``order_id`` and amount:
+        ``_new_day``, ``_new_week`` (ISO week), ``_new_month`` (the first visit of its day,
+        week, month), ``_first_day`` (on the day of the first visit), ``_month_number`` (months
+        since the first visit's month), ``_last`` (the latest visit) and ``_prev1_amount``,
+        ``_prev2_amount`` (the amounts of the one and two visits before it).
     """
-    members = orders.filter(F.col(C.CUSTOMER_ID).isNotNull())
+    attributes = [
+        F.col(name) if name in orders.columns else F.lit(None).cast("string").alias(name)
+        for name in (C.COUNTRY, C.PRICE_SENSITIVITY, C.LIFESTAGE)
+    ]
+    modelled = period.modelled_rows()
+    members = period.observed(orders).filter(F.col(C.CUSTOMER_ID).isNotNull())
+    # One shuffle by customer: the window below and every aggregation by customer reuse it.
+    rows = members.select(
+        C.CUSTOMER_ID,
+        C.ORDER_ID,
+        C.ORDER_TS,
+        C.ORDER_DATE,
+        C.ORDER_AMOUNT,
+        C.ITEM_COUNT,
+        C.STORE_ID,
+        *attributes,
+        (modelled & ~F.col(C.IS_RETURN)).alias(_VISIT),
+        (modelled & F.col(C.IS_RETURN)).alias(_RETURN),
+    ).repartition(C.CUSTOMER_ID)
+    in_order = Window.partitionBy(C.CUSTOMER_ID, _VISIT).orderBy(
+        C.ORDER_DATE, C.ORDER_TS, C.ORDER_ID, C.ORDER_AMOUNT
+    )
+    day = F.col(C.ORDER_DATE)
+    week = F.extract(F.lit("YEAROFWEEK"), day) * 100 + F.weekofyear(day)
+    month = F.year(day) * 12 + F.month(day)
+
+    def first_of(key: Column) -> Column:
+        previous = F.lag(key).over(in_order)
+        return previous.isNull() | (previous != key)
+
+    return rows.select(
+        "*",
+        first_of(day).alias(_NEW_DAY),
+        first_of(week).alias(_NEW_WEEK),
+        first_of(month).alias(_NEW_MONTH),
+        (day == F.first(day).over(in_order)).alias(_FIRST_DAY),
+        (month - F.first(month).over(in_order)).cast("double").alias(_MONTH_NUMBER),
+        F.lead(C.ORDER_ID).over(in_order).isNull().alias(_LAST),
+        F.lag(C.ORDER_AMOUNT, 1).over(in_order).alias(_PREV1_AMOUNT),
+        F.lag(C.ORDER_AMOUNT, 2).over(in_order).alias(_PREV2_AMOUNT),
+    )
+
+
+def _customer_aggregates(history: DataFrame, as_of: date, period_days: float) -> DataFrame:
+    visit, returned = F.col(_VISIT), F.col(_RETURN)
+    amount, day = F.col(C.ORDER_AMOUNT), F.col(C.ORDER_DATE)
+    last = visit & F.col(_LAST)
+    month_number = F.col(_MONTH_NUMBER)
+    new_month = visit & F.col(_NEW_MONTH)
+
+    def count_if(condition: Column) -> Column:
+        return F.count(F.when(condition, F.lit(1)))
 
     def latest(name: str) -> Column:
-        if name not in orders.columns:
-            return F.lit(None).cast("string").alias(name)
         seen_at = F.when(F.col(name).isNotNull(), F.struct(C.ORDER_TS, C.ORDER_ID))
         return F.max_by(F.col(name), seen_at).alias(name)
 
-    return members.groupBy(C.CUSTOMER_ID).agg(
-        *[latest(name) for name in (C.COUNTRY, C.PRICE_SENSITIVITY, C.LIFESTAGE)]
+    totals = (
+        history.groupBy(C.CUSTOMER_ID)
+        .agg(
+            count_if(visit).alias(C.TOTAL_VISITS),
+            F.sum(F.when(visit, amount)).alias(C.TOTAL_SPEND),
+            F.sum(F.when(visit, F.col(C.ITEM_COUNT))).alias(C.TOTAL_ITEMS),
+            F.min(F.when(visit, day)).alias(C.FIRST_ORDER_DATE),
+            F.max(F.when(visit, day)).alias(C.LAST_ORDER_DATE),
+            count_if(visit & F.col(_NEW_WEEK)).alias(C.ACTIVE_WEEKS),
+            count_if(new_month).alias(C.ACTIVE_MONTHS),
+            F.max(F.when(last, amount)).alias(C.LAST_BASKET_SPEND),
+            F.max(F.when(last, F.col(_PREV1_AMOUNT))).alias(C.PREV1_BASKET_SPEND),
+            F.max(F.when(last, F.col(_PREV2_AMOUNT))).alias(C.PREV2_BASKET_SPEND),
+            count_if(visit & F.col(_NEW_DAY)).alias(_DAYS),
+            F.sum(F.when(visit & F.col(_FIRST_DAY), amount)).alias(_FIRST_DAY_SPEND),
+            F.sum(F.when(new_month, month_number)).alias(_SUM_X),
+            F.sum(F.when(new_month, month_number * month_number)).alias(_SUM_XX),
+            F.sum(F.when(visit, month_number * amount)).alias(_SUM_XY),
+            count_if(returned).alias(C.RETURN_ORDERS),
+            F.sum(F.when(returned, F.abs(amount))).alias(C.RETURNED_AMOUNT),
+            latest(C.COUNTRY),
+            latest(C.PRICE_SENSITIVITY),
+            latest(C.LIFESTAGE),
+        )
+        .filter(F.col(C.TOTAL_VISITS) > 0)
     )
-
-
-def _visit_aggregates(visits: DataFrame) -> DataFrame:
-    order_date = F.col(C.ORDER_DATE)
-    iso_week = F.concat_ws(
-        "-", F.extract(F.lit("YEAROFWEEK"), order_date), F.weekofyear(order_date)
-    )
-    visit = F.struct(C.ORDER_TS, C.ORDER_ID, C.ORDER_AMOUNT)
-    newest_first = F.sort_array(F.collect_list(visit), asc=False)
-
-    def nth_basket(n: int) -> Column:
-        return F.get(newest_first, n - 1)[C.ORDER_AMOUNT]
-
-    # size(collect_set(x)) instead of count_distinct: several distinct counts in one
-    # aggregation make Spark expand every row once per distinct column and aggregate twice.
-    def distinct_count(column: Column) -> Column:
-        return F.size(F.collect_set(column)).cast("long")
-
-    return visits.groupBy(C.CUSTOMER_ID).agg(
-        distinct_count(F.col(C.ORDER_ID)).alias(C.TOTAL_VISITS),
-        F.sum(C.ORDER_AMOUNT).alias(C.TOTAL_SPEND),
-        F.sum(C.ITEM_COUNT).alias(C.TOTAL_ITEMS),
-        F.min(C.ORDER_DATE).alias(C.FIRST_ORDER_DATE),
-        F.max(C.ORDER_DATE).alias(C.LAST_ORDER_DATE),
-        distinct_count(iso_week).alias(C.ACTIVE_WEEKS),
-        distinct_count(F.trunc(order_date, "month")).alias(C.ACTIVE_MONTHS),
-        nth_basket(1).alias(C.LAST_BASKET_SPEND),
-        nth_basket(2).alias(C.PREV1_BASKET_SPEND),
-        nth_basket(3).alias(C.PREV2_BASKET_SPEND),
-        F.mode(F.col(C.STORE_ID), deterministic=True).alias(C.STORE_ID),
-    )
-
-
-def _btyd_summary(visits: DataFrame, as_of: date, period_days: float) -> DataFrame:
-    """``lifetimes.utils.summary_data_from_transaction_data`` with ``freq="D"``."""
-    daily = visits.groupBy(C.CUSTOMER_ID, C.ORDER_DATE).agg(
-        F.sum(C.ORDER_AMOUNT).alias(C.PERIOD_SPEND)
-    )
-    summary = daily.groupBy(C.CUSTOMER_ID).agg(
-        (F.count(F.lit(1)) - 1).cast("double").alias(C.FREQUENCY),
-        F.min(C.ORDER_DATE).alias(_FIRST_DAY),
-        F.max(C.ORDER_DATE).alias(_LAST_DAY),
-        (F.sum(C.PERIOD_SPEND) - F.min_by(C.PERIOD_SPEND, C.ORDER_DATE)).alias(_REPEAT_SPEND),
-    )
-    frequency = F.col(C.FREQUENCY)
-    return summary.select(
+    spend, first_day = F.col(C.TOTAL_SPEND), F.col(C.FIRST_ORDER_DATE)
+    frequency = (F.col(_DAYS) - 1).cast("double")
+    months = F.col(C.ACTIVE_MONTHS).cast("double")
+    sum_x = F.col(_SUM_X)
+    # The least-squares slope of each month's spend over the month's number (regr_slope of
+    # the monthly totals), from sums over the visits: sum(x * y) over months is the sum of
+    # x * amount over their visits. x counts from the first month, so the sums stay small.
+    slope = (months * F.col(_SUM_XY) - sum_x * spend) / (months * F.col(_SUM_XX) - sum_x * sum_x)
+    return totals.select(
         C.CUSTOMER_ID,
-        frequency,
-        (F.datediff(_LAST_DAY, _FIRST_DAY) / period_days).alias(C.RECENCY),
-        (F.datediff(F.lit(as_of), _FIRST_DAY) / period_days).alias(C.T),
-        F.when(frequency > 0, F.col(_REPEAT_SPEND) / frequency)
+        C.TOTAL_VISITS,
+        C.TOTAL_SPEND,
+        C.TOTAL_ITEMS,
+        C.FIRST_ORDER_DATE,
+        C.LAST_ORDER_DATE,
+        C.ACTIVE_WEEKS,
+        C.ACTIVE_MONTHS,
+        C.LAST_BASKET_SPEND,
+        C.PREV1_BASKET_SPEND,
+        C.PREV2_BASKET_SPEND,
+        C.RETURN_ORDERS,
+        C.RETURNED_AMOUNT,
+        C.COUNTRY,
+        C.PRICE_SENSITIVITY,
+        C.LIFESTAGE,
+        # lifetimes.utils.summary_data_from_transaction_data with freq="D": repeat days, the
+        # first to the last day, the first day to as_of, the mean spend of the repeat days
+        frequency.alias(C.FREQUENCY),
+        (F.datediff(C.LAST_ORDER_DATE, first_day) / period_days).alias(C.RECENCY),
+        (F.datediff(F.lit(as_of), first_day) / period_days).alias(C.T),
+        F.when(frequency > 0, (spend - F.col(_FIRST_DAY_SPEND)) / frequency)
         .otherwise(F.lit(0.0))
         .alias(C.MONETARY_VALUE),
+        (spend / months).alias(C.AVG_MONTHLY_SPEND),
+        F.when(months > 1, slope).alias(C.SPEND_TREND),
     )
 
 
-def _monthly_trend(visits: DataFrame) -> DataFrame:
-    order_date = F.col(C.ORDER_DATE)
-    month_index = F.year(order_date) * 12 + F.month(order_date)
-    monthly = visits.groupBy(C.CUSTOMER_ID, month_index.alias(C.MONTH_INDEX)).agg(
-        F.sum(C.ORDER_AMOUNT).alias(C.MONTH_SPEND)
-    )
-    return monthly.groupBy(C.CUSTOMER_ID).agg(
-        F.avg(C.MONTH_SPEND).alias(C.AVG_MONTHLY_SPEND),
-        F.regr_slope(F.col(C.MONTH_SPEND), F.col(C.MONTH_INDEX).cast("double")).alias(
-            C.SPEND_TREND
-        ),
-    )
-
-
-def _return_aggregates(returns: DataFrame) -> DataFrame:
-    return returns.groupBy(C.CUSTOMER_ID).agg(
-        F.count_distinct(C.ORDER_ID).cast("long").alias(C.RETURN_ORDERS),
-        F.sum(F.abs(C.ORDER_AMOUNT)).alias(C.RETURNED_AMOUNT),
-    )
+def _most_visited_store(history: DataFrame) -> DataFrame:
+    """The store of most visits per customer, ties to the smallest store id."""
+    visits = history.filter(F.col(_VISIT) & F.col(C.STORE_ID).isNotNull())
+    per_store = visits.groupBy(C.CUSTOMER_ID, C.STORE_ID).agg(F.count(F.lit(1)).alias(_VISITS))
+    rank = F.struct((-F.col(_VISITS)).alias(_VISITS), F.col(C.STORE_ID))
+    return per_store.groupBy(C.CUSTOMER_ID).agg(F.min_by(C.STORE_ID, rank).alias(C.STORE_ID))
 
 
 def _distinct_products(lines: DataFrame) -> DataFrame:
@@ -295,8 +348,13 @@ def rfm_scores(features: DataFrame) -> DataFrame:
     )
 
     def above(name: str) -> Column:
+        # element by element, not F.filter: a lambda is interpreted for every customer
+        cut_points = F.col(f"_cuts_{name}")
         value = F.col(name)
-        return F.size(F.filter(F.col(f"_cuts_{name}"), lambda cut: value > cut))
+        above_each = [
+            F.coalesce(value > F.get(cut_points, i), F.lit(False)) for i in range(len(QUINTILES))
+        ]
+        return sum(flag.cast("int") for flag in above_each)
 
     scored = features.crossJoin(F.broadcast(cuts)).select(
         "*",
@@ -337,55 +395,60 @@ def monthly_sales(orders: DataFrame, order_lines: DataFrame, *, as_of: date) -> 
         ``returning_customers``, ``returns`` (return orders).
     """
     month = F.trunc(F.col(C.ORDER_DATE), "month")
-    dated = orders.filter(F.col(C.ORDER_DATE) <= F.lit(as_of)).withColumn(C.MONTH, month)
+    keys = [C.MONTH, C.STORE_ID, C.COUNTRY]
+    sets = [[C.MONTH], [C.MONTH, C.STORE_ID], [C.MONTH, C.COUNTRY]]
+    grouping = (
+        F.when((F.grouping(C.STORE_ID) == 1) & (F.grouping(C.COUNTRY) == 1), F.lit("all"))
+        .when(F.grouping(C.COUNTRY) == 1, F.lit("store"))
+        .otherwise(F.lit("country"))
+    )
     visit = ~F.col(C.IS_RETURN)
     member_visit = visit & F.col(C.CUSTOMER_ID).isNotNull()
-    first_months = (
-        dated.filter(member_visit).groupBy(C.CUSTOMER_ID).agg(F.min(C.MONTH).alias(C.FIRST_MONTH))
-    )
-    with_first = dated.join(first_months, C.CUSTOMER_ID, "left")
-    sets = [[C.MONTH], [C.MONTH, C.STORE_ID], [C.MONTH, C.COUNTRY]]
-    order_side = with_first.groupingSets(sets, C.MONTH, C.STORE_ID, C.COUNTRY).agg(
-        F.grouping_id().alias("_gid"),
-        F.count_distinct(F.when(visit, F.col(C.ORDER_ID))).cast("long").alias(C.ORDERS),
-        F.count_distinct(F.when(member_visit, F.col(C.CUSTOMER_ID)))
-        .cast("long")
-        .alias(C.CUSTOMERS),
+    # Distinct customers without count_distinct: one row per grouping, group and customer
+    # (the guests of a group share one row), then plain counts over those rows.
+    dated = orders.filter(F.col(C.ORDER_DATE) <= F.lit(as_of)).withColumn(C.MONTH, month)
+    per_customer = dated.groupingSets(
+        [[*grouping_set, C.CUSTOMER_ID] for grouping_set in sets], *keys, C.CUSTOMER_ID
+    ).agg(
+        grouping.alias(C.GROUPING),
+        F.count(F.when(visit, F.lit(1))).alias(C.ORDERS),
         F.sum(F.when(visit, F.col(C.ORDER_AMOUNT))).alias(C.REVENUE),
-        F.count_distinct(
-            F.when(member_visit & (F.col(C.MONTH) == F.col(C.FIRST_MONTH)), F.col(C.CUSTOMER_ID))
-        )
-        .cast("long")
-        .alias(C.NEW_CUSTOMERS),
-        F.count_distinct(F.when(~visit, F.col(C.ORDER_ID))).cast("long").alias(C.RETURNS),
+        F.count(F.when(~visit, F.lit(1))).alias(C.RETURNS),
+        F.max(member_visit).alias(_MEMBER_VISIT),
+    )
+    member = F.col(_MEMBER_VISIT)
+    first_month = F.min(F.when(member, F.col(C.MONTH))).over(
+        Window.partitionBy(C.CUSTOMER_ID, C.GROUPING)
+    )
+    marked = per_customer.withColumn(_NEW, member & (F.col(C.MONTH) == first_month))
+    order_side = marked.groupBy(C.GROUPING, *keys).agg(
+        F.sum(C.ORDERS).alias(C.ORDERS),
+        F.count(F.when(member, F.lit(1))).alias(C.CUSTOMERS),
+        F.sum(C.REVENUE).alias(C.REVENUE),
+        F.count(F.when(F.col(_NEW), F.lit(1))).alias(C.NEW_CUSTOMERS),
+        F.sum(C.RETURNS).alias(C.RETURNS),
     )
     lines = order_lines.filter((F.col(C.ORDER_DATE) <= F.lit(as_of)) & ~F.col(C.IS_RETURN))
-    line_side = (
+    per_product = (
         lines.withColumn(C.MONTH, month)
-        .groupingSets(sets, C.MONTH, C.STORE_ID, C.COUNTRY)
-        .agg(
-            F.grouping_id().alias("_gid"),
-            F.sum(C.QUANTITY).alias(C.QUANTITY),
-            F.count_distinct(C.PRODUCT_ID).cast("long").alias(C.DISTINCT_PRODUCTS),
-        )
+        .groupBy(*keys, C.PRODUCT_ID)
+        .agg(F.sum(C.QUANTITY).alias(C.QUANTITY))
     )
-    keys = ["_gid", C.MONTH, C.STORE_ID, C.COUNTRY]
+    line_side = per_product.groupingSets(sets, *keys).agg(
+        grouping.alias(C.GROUPING),
+        F.sum(C.QUANTITY).alias(C.QUANTITY),
+        F.count_distinct(C.PRODUCT_ID).cast("long").alias(C.DISTINCT_PRODUCTS),
+    )
     joined = order_side.alias("o").join(
         line_side.alias("l"),
-        [F.col(f"o.{k}").eqNullSafe(F.col(f"l.{k}")) for k in keys],
+        [F.col(f"o.{k}").eqNullSafe(F.col(f"l.{k}")) for k in (C.GROUPING, *keys)],
         "left",
-    )
-    # grouping_id bits (month, store_id, country): 0b011 all, 0b001 per store, 0b010 per country
-    grouping = (
-        F.when(F.col("o._gid") == 3, F.lit("all"))
-        .when(F.col("o._gid") == 1, F.lit("store"))
-        .otherwise(F.lit("country"))
     )
     return joined.select(
         F.col(f"o.{C.MONTH}").alias(C.MONTH),
         F.col(f"o.{C.STORE_ID}").alias(C.STORE_ID),
         F.col(f"o.{C.COUNTRY}").alias(C.COUNTRY),
-        grouping.alias(C.GROUPING),
+        F.col(f"o.{C.GROUPING}").alias(C.GROUPING),
         F.col(C.ORDERS),
         F.col(C.CUSTOMERS),
         F.col(C.REVENUE),

@@ -66,7 +66,7 @@ class Period:
 
     def modelled(self, df: DataFrame) -> DataFrame:
         """Observed rows inside the lookback and outside every excluded period."""
-        return df.filter(self._modelled())
+        return df.filter(self.modelled_rows())
 
     def recent(self, df: DataFrame, *, months: int) -> DataFrame:
         """
@@ -76,9 +76,10 @@ class Period:
         if months < 1:
             raise ValueError(f"months must be >= 1, got {months}")
         start = F.add_months(F.lit(self.as_of), -months)
-        return df.filter(self._modelled() & (F.col(C.ORDER_DATE) > start))
+        return df.filter(self.modelled_rows() & (F.col(C.ORDER_DATE) > start))
 
-    def _modelled(self) -> Column:
+    def modelled_rows(self) -> Column:
+        """True for the rows :meth:`modelled` keeps (needs ``order_date``)."""
         day = F.col(C.ORDER_DATE)
         keep = day <= F.lit(self.as_of)
         if self.lookback_days is not None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from pyspark import StorageLevel
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from customer_analytics import columns as C
@@ -35,7 +36,7 @@ from customer_analytics.progress import Progress, StageSummary
 from customer_analytics.recommend import Recommender
 from customer_analytics.sources import read_source
 from customer_analytics.storage import FileSystem, join
-from customer_analytics.tables import Warehouse
+from customer_analytics.tables import Commit, Warehouse
 
 ORDER_LINES = "order_lines"
 ORDERS = "orders"
@@ -136,6 +137,21 @@ def run_ingest(ctx: JobContext, summary: StageSummary) -> None:
     )
 
 
+def write_together(ctx: JobContext, tables: dict[str, DataFrame]) -> list[Commit]:
+    """
+    Write (overwrite) several tables at once, each from a thread of its own, and return their
+    commits in the order given. Their Spark jobs share the cores: while one job's driver plans,
+    generates code or commits to Delta, the other's tasks run. The first error is raised once
+    every write has ended.
+    """
+    with ThreadPoolExecutor(max_workers=len(tables)) as pool:
+        futures = [
+            pool.submit(ctx.warehouse.write, name, df, run_id=ctx.run_id)
+            for name, df in tables.items()
+        ]
+    return [future.result() for future in futures]
+
+
 def read_input(ctx: JobContext, name: str):
     """A warehouse table an earlier job writes; a missing one is an input error (exit 2)."""
     if not ctx.warehouse.exists(name):
@@ -204,15 +220,15 @@ def run_features(ctx: JobContext, summary: StageSummary) -> None:
         StorageLevel.MEMORY_AND_DISK
     )  # read by the RFM cut points and by the scores
     try:
-        single_view = features.with_rfm_scores(base)
-        written = ctx.warehouse.write(CUSTOMER_FEATURES, single_view, run_id=ctx.run_id)
+        written, monthly = write_together(
+            ctx,
+            {
+                CUSTOMER_FEATURES: features.with_rfm_scores(base),
+                MONTHLY_SALES: features.monthly_sales(orders, lines, as_of=period.as_of),
+            },
+        )
     finally:
         base.unpersist()
-    monthly = ctx.warehouse.write(
-        MONTHLY_SALES,
-        features.monthly_sales(orders, lines, as_of=period.as_of),
-        run_id=ctx.run_id,
-    )
     summary.rows_in = ctx.warehouse.row_count(ORDERS)
     summary.rows_out = written.rows
     summary.detail.update(as_of=period.as_of.isoformat(), monthly_sales_rows=monthly.rows)
