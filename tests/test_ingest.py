@@ -208,6 +208,33 @@ def test_product_json_order_amount_is_total_amt_and_negative_total_is_a_return(s
     assert_equal(ingest.orders(prepare(raw, PJ)), expected)
 
 
+def test_product_json_rows_sharing_a_transaction_id_are_one_order(spark):
+    raw = frame(
+        spark,
+        [  # T1 in two rows that are not identical (a correction sent later); T2 alone
+            ("T1", 101, "2024-01-05 10:00:00", "SG-01", 12.5, 0.0, 12.5,
+             items(("A", "Apple", 2, 5.0), ("B", "Bean", 1, 2.5))),
+            ("T1", 101, "2024-01-05 09:00:00", "SG-01", 5.0, 0.5, 4.5,
+             items(("A", "Apple", 1, 5.0))),
+            ("T2", 102, "2024-01-06 10:00:00", "MY-02", 3.0, 0.0, 3.0,
+             items(("C", "Corn", 3, 1.0))),
+        ],
+        PJ_DDL,
+    )  # fmt: skip
+    expected = frame(
+        spark,
+        [  # T1: total 12.5 + 5.0, the earlier time, the larger discount and paid amount,
+           # items 2 + 1 + 1 = 4, products A and B
+            (PJ, "T1", "101", "2024-01-05 09:00:00", "2024-01-05", "SG-01", None,
+             17.5, 0.5, 12.5, 4.0, 2, False),
+            (PJ, "T2", "102", "2024-01-06 10:00:00", "2024-01-06", "MY-02", None,
+             3.0, 0.0, 3.0, 3.0, 1, False),
+        ],
+        ORDERS_DDL,
+    )  # fmt: skip
+    assert_equal(ingest.orders(prepare(raw, PJ)), expected)
+
+
 def test_product_json_customers_are_members_with_first_last_seen_and_most_used_store(spark):
     raw = frame(
         spark,

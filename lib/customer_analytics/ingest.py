@@ -116,8 +116,11 @@ RECONCILIATION_SCHEMA = StructType(
 #: Columns :func:`orders` keeps only ``with_attributes``, for :func:`customers`.
 CUSTOMER_ATTRIBUTES = (C.PRICE_SENSITIVITY, C.LIFESTAGE)
 
-#: Working columns of :func:`orders`: an item's position in its input row, and the item.
-_LINE_POS, _ITEM = "_line_pos", "_item"
+#: Working columns of :func:`split_repeated`: a hash of a row's keys, and whether it repeats.
+_KEY_HASH, _REPEATED = "_key_hash", "_repeated"
+#: Working columns of :func:`orders`: one input row's lines summed up.
+_ROW_QUANTITY, _ROW_LINE_AMOUNT = "_row_quantity", "_row_line_amount"
+_ROW_PRODUCTS, _ROW_ALL_RETURNS = "_row_products", "_row_all_returns"
 
 _ORDER_LEVEL = (
     C.SOURCE,
@@ -262,7 +265,7 @@ def prepare(raw: DataFrame, source: SourceConfig) -> DataFrame:
     renamed = raw.select(*[F.col(f"`{name}`").alias(positional[name]) for name in originals])
     source_columns = [F.col(positional[name]) for name in originals]
     if source.exact_duplicate_rule():
-        rows = renamed.groupBy(*source_columns).agg(F.count(F.lit(1)).alias(C.COPIES))
+        rows = count_copies(renamed)
     else:
         rows = renamed.withColumn(C.COPIES, F.lit(1))
 
@@ -300,6 +303,40 @@ def prepare(raw: DataFrame, source: SourceConfig) -> DataFrame:
         F.col(C.COPIES),
         F.coalesce(F.size(C.ITEMS), F.lit(0)).cast("long").alias(C.LINE_COUNT),
     )
+
+
+def count_copies(rows: DataFrame) -> DataFrame:
+    """
+    The distinct rows of ``rows`` with ``_copies``, how many identical rows each stands for.
+
+    Grouping every row by all its columns would shuffle whole rows (the JSON text included)
+    to find the few that repeat: only the rows :func:`split_repeated` finds are grouped.
+    """
+    once, repeated = split_repeated(rows, rows.columns)
+    grouped = repeated.groupBy(*rows.columns).agg(F.count(F.lit(1)).cast("int").alias(C.COPIES))
+    return once.withColumn(C.COPIES, F.lit(1)).unionByName(grouped)
+
+
+def split_repeated(rows: DataFrame, keys: list[str]) -> tuple[DataFrame, DataFrame]:
+    """
+    ``rows`` in two: those whose ``keys`` no other row has, and the others.
+
+    One pass counts a 64-bit hash of each row's keys, and the hashes seen more than once are
+    broadcast (8 bytes each). A row whose hash is seen once has keys of its own; the second
+    frame holds the rows that share their keys and any whose hashes merely collide, so that
+    grouping it by the keys themselves is exact.
+    """
+    hashed = rows.withColumn(_KEY_HASH, F.xxhash64(*[F.col(k) for k in keys]))
+    repeats = (
+        hashed.groupBy(_KEY_HASH)
+        .count()
+        .filter(F.col("count") > 1)
+        .select(_KEY_HASH, F.lit(True).alias(_REPEATED))
+    )
+    marked = hashed.join(F.broadcast(repeats), _KEY_HASH, "left")
+    once = marked.filter(F.col(_REPEATED).isNull()).select(*rows.columns)
+    repeated = marked.filter(F.col(_REPEATED)).select(*rows.columns)
+    return once, repeated
 
 
 def _col(rows: DataFrame, mapping: dict[str, str], name: str) -> tuple[Column, object]:
@@ -372,21 +409,28 @@ def _order_id_rule() -> _Rule:
 
 
 def _item_rules() -> list[_Rule]:
+    # Array functions, not F.exists: a lambda is interpreted once for every product line.
     items = F.col(C.ITEMS)
+    lines = F.size(items)
+
+    def some_missing(field: str) -> Column:
+        return F.size(F.array_compact(items[field])) < lines
+
+    quantities = items[C.QUANTITY]
     return [
         _Rule(
-            "missing_product",
-            F.exists(items, lambda x: x[C.PRODUCT_ID].isNull() | (F.trim(x[C.PRODUCT_ID]) == "")),
+            "missing_product",  # product ids are trimmed text: empty is null
+            some_missing(C.PRODUCT_ID),
             F.lit("a product line has no product id"),
         ),
         _Rule(
             "bad_quantity",
-            F.exists(items, lambda x: x[C.QUANTITY].isNull() | (x[C.QUANTITY] == 0)),
+            some_missing(C.QUANTITY) | F.array_contains(quantities, F.lit(0.0)),
             F.lit("a product line has a missing or zero quantity"),
         ),
         _Rule(
             "negative_price",
-            F.exists(items, lambda x: x[C.UNIT_PRICE] < 0),
+            F.array_min(items[C.UNIT_PRICE]) < 0,
             F.lit("a product line has a negative unit price"),
         ),
     ]
@@ -562,28 +606,40 @@ def orders(prepared: DataFrame, *, with_attributes: bool = False) -> DataFrame:
     true when every line is a return. With ``with_attributes`` the customer attributes
     ``price_sensitivity`` and ``lifestage`` are kept, for :func:`customers`.
     """
-    # The position of each line in its input row: the row's order total is counted once.
-    lines = (
-        accepted(prepared)
-        .select(*_ORDER_LEVEL, F.posexplode(C.ITEMS).alias(_LINE_POS, _ITEM))
-        .select(*_ORDER_LEVEL, _LINE_POS, f"{_ITEM}.*")
+    # Most orders are one input row (product_json, transactions): only the rows whose order
+    # id repeats (every row of a line source) are grouped; the others are orders as they are.
+    # Either way each input row's lines are summed up in the row first, so a grouping shuffles
+    # one row per input row, not one per product line.
+    keys = [C.SOURCE, C.ORDER_ID]
+    alone, shared = split_repeated(accepted(prepared).select(*_ORDER_LEVEL, C.ITEMS), keys)
+    alone = _row_totals(alone).select(
+        *[name for name in _ORDER_LEVEL if name != C.ORDER_AMOUNT and name != C.ORDER_IS_RETURN],
+        F.coalesce(F.col(C.ORDER_AMOUNT), F.col(_ROW_LINE_AMOUNT)).alias(C.ORDER_AMOUNT),
+        F.col(_ROW_QUANTITY).alias(C.ITEM_COUNT),
+        F.size(_ROW_PRODUCTS).cast("long").alias(C.DISTINCT_PRODUCTS),
+        F.col(_ROW_ALL_RETURNS).alias(C.IS_RETURN),
     )
-    grouped = lines.groupBy(C.SOURCE, C.ORDER_ID).agg(
-        F.max(C.CUSTOMER_ID).alias(C.CUSTOMER_ID),
-        F.min(C.ORDER_TS).alias(C.ORDER_TS),
-        F.max(C.STORE_ID).alias(C.STORE_ID),
-        F.max(C.COUNTRY).alias(C.COUNTRY),
-        F.coalesce(
-            F.sum(F.when(F.col(_LINE_POS) == 0, F.col(C.ORDER_AMOUNT))), F.sum(C.LINE_AMOUNT)
-        ).alias(C.ORDER_AMOUNT),
-        F.max(C.DISCOUNT).alias(C.DISCOUNT),
-        F.max(C.PAID_AMOUNT).alias(C.PAID_AMOUNT),
-        F.sum(C.QUANTITY).alias(C.ITEM_COUNT),
-        F.count_distinct(C.PRODUCT_ID).cast("long").alias(C.DISTINCT_PRODUCTS),
-        F.bool_and(line_is_return()).alias(C.IS_RETURN),
-        F.max(C.PRICE_SENSITIVITY).alias(C.PRICE_SENSITIVITY),
-        F.max(C.LIFESTAGE).alias(C.LIFESTAGE),
+    grouped = (
+        _row_totals(shared)
+        .groupBy(*keys)
+        .agg(
+            F.max(C.CUSTOMER_ID).alias(C.CUSTOMER_ID),
+            F.min(C.ORDER_TS).alias(C.ORDER_TS),
+            F.max(C.STORE_ID).alias(C.STORE_ID),
+            F.max(C.COUNTRY).alias(C.COUNTRY),
+            F.coalesce(F.sum(C.ORDER_AMOUNT), F.sum(_ROW_LINE_AMOUNT)).alias(C.ORDER_AMOUNT),
+            F.max(C.DISCOUNT).alias(C.DISCOUNT),
+            F.max(C.PAID_AMOUNT).alias(C.PAID_AMOUNT),
+            F.sum(_ROW_QUANTITY).alias(C.ITEM_COUNT),
+            F.size(F.array_distinct(F.flatten(F.collect_list(_ROW_PRODUCTS))))
+            .cast("long")
+            .alias(C.DISTINCT_PRODUCTS),
+            F.bool_and(_ROW_ALL_RETURNS).alias(C.IS_RETURN),
+            F.max(C.PRICE_SENSITIVITY).alias(C.PRICE_SENSITIVITY),
+            F.max(C.LIFESTAGE).alias(C.LIFESTAGE),
+        )
     )
+    grouped = alone.unionByName(grouped)
     selected = [
         C.SOURCE,
         C.ORDER_ID,
@@ -602,6 +658,30 @@ def orders(prepared: DataFrame, *, with_attributes: bool = False) -> DataFrame:
     if with_attributes:
         selected += [C.PRICE_SENSITIVITY, C.LIFESTAGE]
     return grouped.select(*selected)
+
+
+def _row_totals(rows: DataFrame) -> DataFrame:
+    """``rows`` with its lines' quantities, amounts, distinct products and all-returns."""
+    items = F.col(C.ITEMS)
+
+    def line_is_returned(line: Column) -> Column:
+        negative = F.coalesce(line[C.QUANTITY] < 0, F.lit(False))
+        return negative | F.coalesce(line[C.LINE_AMOUNT] < 0, F.lit(False))
+
+    return rows.select(
+        "*",
+        _array_sum(items[C.QUANTITY]).alias(_ROW_QUANTITY),
+        _array_sum(items[C.LINE_AMOUNT]).alias(_ROW_LINE_AMOUNT),
+        F.array_distinct(F.array_compact(items[C.PRODUCT_ID])).alias(_ROW_PRODUCTS),
+        (F.col(C.ORDER_IS_RETURN) | F.forall(items, line_is_returned)).alias(_ROW_ALL_RETURNS),
+    )
+
+
+def _array_sum(values: Column) -> Column:
+    """The sum of an array's non-null values; null when it has none (as ``F.sum``)."""
+    present = F.array_compact(values)
+    total = F.aggregate(present, F.lit(0.0), lambda acc, value: acc + value)
+    return F.when(F.size(present) > 0, total)
 
 
 def customers(orders_with_attributes: DataFrame) -> DataFrame:
