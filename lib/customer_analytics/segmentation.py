@@ -127,6 +127,8 @@ SKEWED_FEATURES = frozenset(
 )
 
 SPEND_LEVELS = ((0.8, "low"), (1.25, "mid"))
+#: Working column of :func:`assign_clusters`: the scaled vector as an array.
+_VALUES = "_scaled_values"
 GENERIC_ACTION = "No rule matched: review the profile and test a general offer"
 
 SELECTION_SCHEMA = T.StructType(
@@ -344,14 +346,24 @@ def fit_kmeans(kmeans: KMeans, data: DataFrame, *, n_init: int) -> KMeansModel:
     --------
     >>> model = fit_kmeans(KMeans(k=3, seed=42, featuresCol="_scaled"), prepared, n_init=3)
     """
-    if n_init < 1:
-        raise ValueError(f"n_init must be >= 1, got {n_init}")
-    seed = kmeans.getSeed()
-    starts = [kmeans.copy({kmeans.seed: seed + start}) for start in range(n_init)]
+    starts = kmeans_starts(kmeans, n_init)
     workers = min(n_init, data.sparkSession.sparkContext.defaultParallelism)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         models = list(pool.map(lambda start: start.fit(data), starts))
-    return min(models, key=lambda model: model.summary.trainingCost)  # ties: the first
+    return cheapest(models)
+
+
+def kmeans_starts(kmeans: KMeans, n_init: int) -> list[KMeans]:
+    """``n_init`` copies of ``kmeans`` with seeds ``seed, seed + 1, ...``."""
+    if n_init < 1:
+        raise ValueError(f"n_init must be >= 1, got {n_init}")
+    seed = kmeans.getSeed()
+    return [kmeans.copy({kmeans.seed: seed + start}) for start in range(n_init)]
+
+
+def cheapest(models: Sequence[KMeansModel]) -> KMeansModel:
+    """The model of the lowest training cost (ties: the first)."""
+    return min(models, key=lambda model: model.summary.trainingCost)
 
 
 def sweep_k(
@@ -365,8 +377,8 @@ def sweep_k(
     With more customers than ``sweep_sample_size`` the sweep fits on a seeded ``sample`` of about
     that many (all customers if the sample has fewer than 2 * K_max of them), since it fits
     ``n_init`` models per K and measures each; the final model is fitted on everyone. The
-    preprocessing stages are fitted once; the loop over K fits models on the driver, each the
-    best of ``n_init`` starts (:func:`fit_kmeans`).
+    preprocessing stages are fitted once; then every K's starts run as concurrent Spark jobs
+    (as many at a time as the session has cores), each K keeping its cheapest start.
 
     Parameters
     ----------
@@ -380,7 +392,8 @@ def sweep_k(
     -------
     DataFrame
         ``k`` (int), ``silhouette`` (double), ``training_cost`` (double), ``seconds``
-        (double: the ``n_init`` fits plus evaluation), one row per K.
+        (double: the ``n_init`` fits plus the evaluation, each timed on its own: they run
+        concurrently with other Ks' fits), one row per K.
     """
     if rows is None:
         rows = customer_features.count()
@@ -390,21 +403,39 @@ def sweep_k(
     evaluator = ClusteringEvaluator(
         featuresCol=C.SCALED, predictionCol=C.CLUSTER, metricName="silhouette"
     )
-    results = []
+    kmeans = stages[-1]
+    workers = data.sparkSession.sparkContext.defaultParallelism
     try:
         prep = Pipeline(stages=stages[:-1]).fit(data)
         prepared = _kmeans_input(prep, data)
-        for k in ks:
-            started = time.perf_counter()
-            kmeans = stages[-1].copy({stages[-1].k: k})
-            model = fit_kmeans(kmeans, prepared, n_init=seg_cfg.n_init)
-            silhouette = evaluator.evaluate(model.transform(prepared)) if k < rows else None
-            cost = model.summary.trainingCost
-            results.append(
-                (k, _finite(silhouette), _finite(cost), round(time.perf_counter() - started, 3))
-            )
+        # Every K's starts, then every K's silhouette, as concurrent Spark jobs: the data is
+        # small and each fit is mostly one-task jobs, so one fit at a time leaves a core idle.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            fits = {
+                k: [
+                    pool.submit(_timed, start.fit, prepared)
+                    for start in kmeans_starts(kmeans.copy({kmeans.k: k}), seg_cfg.n_init)
+                ]
+                for k in ks
+            }
+            models, seconds = {}, {}
+            for k, futures in fits.items():
+                timed = [future.result() for future in futures]
+                models[k] = cheapest([model for model, _ in timed])
+                seconds[k] = sum(took for _, took in timed)
+            measured = {
+                k: pool.submit(_timed, evaluator.evaluate, models[k].transform(prepared))
+                for k in ks
+                if k < rows
+            }
+            silhouettes = {k: future.result() for k, future in measured.items()}
     finally:
         data.unpersist()
+    results = []
+    for k in ks:
+        silhouette, took = silhouettes.get(k, (None, 0.0))
+        cost = models[k].summary.trainingCost
+        results.append((k, _finite(silhouette), _finite(cost), round(seconds[k] + took, 3)))
     spark = SparkSession.getActiveSession() or customer_features.sparkSession
     return spark.createDataFrame(results, SELECTION_SCHEMA)
 
@@ -467,16 +498,22 @@ def choose_k(selection_rows: Iterable, fixed_k: int | None, *, tolerance: float 
     return max(k for silhouette, k in scored if silhouette >= best - tolerance)
 
 
-def centroid_distance(centers: Sequence[Sequence[float]]) -> Column:
+def centroid_distance(centers: Sequence[Sequence[float]], values: Column) -> Column:
     """
-    Euclidean distance of each row's ``_scaled`` vector to its cluster's centre (a Column).
+    Euclidean distance of each row's scaled ``values`` (an array column) to its cluster's
+    centre (a Column).
 
-    Built-ins only: the centres are an array literal indexed by ``cluster``.
+    One difference per dimension, each centre coordinate picked from an array literal by
+    ``cluster``: plain arithmetic that Spark compiles, where ``zip_with`` and ``aggregate``
+    would run a lambda per value.
     """
-    centres = F.array(*[F.array(*[F.lit(float(v)) for v in c]) for c in centers])
-    mine = F.element_at(centres, F.col(C.CLUSTER) + 1)
-    squares = F.zip_with(vector_to_array(F.col(C.SCALED)), mine, lambda a, b: (a - b) * (a - b))
-    return F.sqrt(F.aggregate(squares, F.lit(0.0), lambda acc, x: acc + x))
+    position = F.col(C.CLUSTER) + 1
+    squares = []
+    for dimension in range(len(centers[0])):
+        coordinate = F.element_at(F.array(*[F.lit(float(c[dimension])) for c in centers]), position)
+        difference = F.get(values, dimension) - coordinate
+        squares.append(difference * difference)
+    return F.sqrt(sum(squares[1:], squares[0]))
 
 
 def assign_clusters(
@@ -498,8 +535,8 @@ def assign_clusters(
         cluster's centre) and ``_scaled``.
     """
     kmeans = model.stages[-1]
-    out = model.transform(customer_features)
-    out = out.withColumn(C.DISTANCE, centroid_distance(kmeans.clusterCenters()))
+    out = model.transform(customer_features).withColumn(_VALUES, vector_to_array(C.SCALED))
+    out = out.withColumn(C.DISTANCE, centroid_distance(kmeans.clusterCenters(), F.col(_VALUES)))
     if cluster_ids and any(i != c for i, c in cluster_ids.items()):
         ids = F.array(*[F.lit(int(cluster_ids[i])) for i in range(len(cluster_ids))])
         out = out.withColumn(C.CLUSTER, F.element_at(ids, F.col(C.CLUSTER) + 1))
@@ -1027,6 +1064,13 @@ def _describe(
         importance=feature_importance(scored, features),
         scored=scored,
     )
+
+
+def _timed(call, *args):
+    """``(call(*args), seconds it took)``."""
+    started = time.perf_counter()
+    result = call(*args)
+    return result, time.perf_counter() - started
 
 
 def _effective_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
