@@ -358,6 +358,60 @@ def test_require_converged_raises_fit_error_naming_the_remedy():
     assert converged.require_converged() is converged
 
 
+def _optimiser_stopping_at(x, jac, message):
+    """A stand-in for scipy's minimize that stops at log-parameters ``x`` with ``message``."""
+    from scipy.optimize import OptimizeResult
+
+    def minimize(objective, start, args, **options):
+        return OptimizeResult(
+            x=np.array(x), fun=-0.5, jac=np.array(jac), success=False, message=message, nit=43
+        )
+
+    return minimize
+
+
+TINY = ([0, 1, 2, 0, 3, 1, 0, 2, 5, 1], [0, 3, 5, 0, 9, 1, 0, 4, 10, 8])
+TINY_T = [10, 10, 12, 6, 12, 4, 3, 11, 12, 9]
+
+
+def test_a_line_search_stop_where_the_gradient_is_flat_counts_as_converged(monkeypatch):
+    stop = _optimiser_stopping_at(
+        [-0.3, -1.2, -14.7, 10.1], [1e-7, -2e-7, 3e-8, -1e-7], "ABNORMAL: "
+    )
+    monkeypatch.setattr("customer_analytics.btyd.minimize", stop)
+    fit = fit_bgnbd(*TINY, TINY_T)
+    assert fit.converged
+    assert fit.message == (
+        "ABNORMAL:  after 43 iterations (the line search stopped at a stationary point: "
+        "gradient 2.0e-07)"
+    )
+
+
+def test_a_line_search_stop_on_a_slope_does_not_count_as_converged(monkeypatch):
+    stop = _optimiser_stopping_at(
+        [-0.3, -1.2, -14.7, 10.1], [1e-7, -2e-3, 3e-8, -1e-7], "ABNORMAL: "
+    )
+    monkeypatch.setattr("customer_analytics.btyd.minimize", stop)
+    fit = fit_bgnbd(*TINY, TINY_T)
+    assert not fit.converged
+    assert fit.message == "ABNORMAL:  after 43 iterations"
+
+
+def test_the_slope_out_of_the_search_box_at_its_edge_is_not_counted(monkeypatch):
+    # a on the lower bound with a gradient that would take it lower still: flat elsewhere,
+    # but a parameter on the bound is not pinned down, so the fit is still not converged
+    stop = _optimiser_stopping_at(
+        [-0.3, -1.2, -20.0, 10.1], [1e-7, -2e-7, 0.5, -1e-7], "ABNORMAL: "
+    )
+    monkeypatch.setattr("customer_analytics.btyd.minimize", stop)
+    fit = fit_bgnbd(*TINY, TINY_T)
+    assert not fit.converged
+    assert fit.message == (
+        "ABNORMAL:  after 43 iterations (the line search stopped at a stationary point: "
+        "gradient 2.0e-07); a reached the search bound exp(+-20)"
+    )
+
+
 def test_expected_spend_needs_q_above_1():
     with pytest.raises(ValueError, match="q must be > 1"):
         expected_spend(GammaGammaParams(p=1.0, q=0.5, gamma=1.0), 1, 10.0)

@@ -58,6 +58,12 @@ MIN_REPEAT_CUSTOMERS_GAMMA_GAMMA = 10
 # a fit that ends on that edge has a parameter the data do not pin down.
 _LOG_BOUND = 20.0
 _OPTIONS = {"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-9}
+# L-BFGS-B stops "ABNORMAL" when its line search can no longer lower the objective in floating
+# point. Where the likelihood is flat along a ridge (BG/NBD with almost no dropout: a -> 0 and
+# b -> inf) that happens at the optimum, and whether a scipy release says "ABNORMAL" or
+# "CONVERGENCE" there varies; such a stop counts as converged when no projected gradient
+# component (of the mean negative log-likelihood) exceeds this.
+_STATIONARY_GRADIENT = 1e-5
 # lifetimes starts every (scaled) log-parameter at 0.1
 _START = 0.1
 _REMEDIES = {
@@ -439,11 +445,25 @@ def _minimise(objective, start, penalizer, names, *, model):
         )
     message = f"{result.message} after {result.nit} iterations"
     converged = bool(result.success)
+    if not converged and str(result.message).startswith("ABNORMAL"):
+        steepest = _largest_projected_gradient(result.x, result.jac)
+        if steepest <= _STATIONARY_GRADIENT:
+            converged = True
+            message += f" (the line search stopped at a stationary point: gradient {steepest:.1e})"
     at_bound = [n for n, v in zip(names, result.x, strict=True) if abs(v) > _LOG_BOUND - 1e-6]
     if at_bound:
         converged = False
         message += f"; {', '.join(at_bound)} reached the search bound exp(+-{_LOG_BOUND:g})"
     return result.x, converged, message
+
+
+def _largest_projected_gradient(log_params: np.ndarray, gradient: np.ndarray) -> float:
+    """Largest |gradient| component, leaving out those that push out of the search box."""
+    gradient = np.asarray(gradient, dtype=float)
+    at_lower = (log_params <= -_LOG_BOUND + 1e-9) & (gradient > 0)
+    at_upper = (log_params >= _LOG_BOUND - 1e-9) & (gradient < 0)
+    free = np.where(at_lower | at_upper, 0.0, gradient)
+    return float(np.max(np.abs(free))) if free.size else 0.0
 
 
 def _finite_ll(value: float, model: str) -> float:
