@@ -378,7 +378,7 @@ def sweep_k(
     that many (all customers if the sample has fewer than 2 * K_max of them), since it fits
     ``n_init`` models per K and measures each; the final model is fitted on everyone. The
     preprocessing stages are fitted once; then every K's starts run as concurrent Spark jobs
-    (as many at a time as the session has cores), each K keeping its cheapest start.
+    (twice as many at a time as the session has cores), each K keeping its cheapest start.
 
     Parameters
     ----------
@@ -404,7 +404,9 @@ def sweep_k(
         featuresCol=C.SCALED, predictionCol=C.CLUSTER, metricName="silhouette"
     )
     kmeans = stages[-1]
-    workers = data.sparkSession.sparkContext.defaultParallelism
+    # two jobs in flight per core: each fit's jobs are short and the driver's scheduling
+    # between them leaves the cores idle (100k README data, fresh JVM: 48-50 s -> 43-45 s)
+    workers = 2 * data.sparkSession.sparkContext.defaultParallelism
     try:
         prep = Pipeline(stages=stages[:-1]).fit(data)
         prepared = _kmeans_input(prep, data)
