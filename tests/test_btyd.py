@@ -370,16 +370,12 @@ def _optimiser_stopping_at(x, jac, message):
     return minimize
 
 
-TINY = ([0, 1, 2, 0, 3, 1, 0, 2, 5, 1], [0, 3, 5, 0, 9, 1, 0, 4, 10, 8])
-TINY_T = [10, 10, 12, 6, 12, 4, 3, 11, 12, 9]
-
-
 def test_a_line_search_stop_where_the_gradient_is_flat_counts_as_converged(monkeypatch):
     stop = _optimiser_stopping_at(
         [-0.3, -1.2, -14.7, 10.1], [1e-7, -2e-7, 3e-8, -1e-7], "ABNORMAL: "
     )
     monkeypatch.setattr("customer_analytics.btyd.minimize", stop)
-    fit = fit_bgnbd(*TINY, TINY_T)
+    fit = fit_bgnbd(**_summary(10))
     assert fit.converged
     assert fit.message == (
         "ABNORMAL:  after 43 iterations (the line search stopped at a stationary point: "
@@ -392,7 +388,7 @@ def test_a_line_search_stop_on_a_slope_does_not_count_as_converged(monkeypatch):
         [-0.3, -1.2, -14.7, 10.1], [1e-7, -2e-3, 3e-8, -1e-7], "ABNORMAL: "
     )
     monkeypatch.setattr("customer_analytics.btyd.minimize", stop)
-    fit = fit_bgnbd(*TINY, TINY_T)
+    fit = fit_bgnbd(**_summary(10))
     assert not fit.converged
     assert fit.message == "ABNORMAL:  after 43 iterations"
 
@@ -404,7 +400,7 @@ def test_the_slope_out_of_the_search_box_at_its_edge_is_not_counted(monkeypatch)
         [-0.3, -1.2, -20.0, 10.1], [1e-7, -2e-7, 0.5, -1e-7], "ABNORMAL: "
     )
     monkeypatch.setattr("customer_analytics.btyd.minimize", stop)
-    fit = fit_bgnbd(*TINY, TINY_T)
+    fit = fit_bgnbd(**_summary(10))
     assert not fit.converged
     assert fit.message == (
         "ABNORMAL:  after 43 iterations (the line search stopped at a stationary point: "

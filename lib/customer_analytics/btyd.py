@@ -57,6 +57,8 @@ MIN_REPEAT_CUSTOMERS_GAMMA_GAMMA = 10
 # The optimiser searches log-parameters in [-_LOG_BOUND, _LOG_BOUND] (about 2e-9 .. 5e8);
 # a fit that ends on that edge has a parameter the data do not pin down.
 _LOG_BOUND = 20.0
+# how close to the bound a log-parameter counts as on it
+_ON_BOUND = 1e-6
 _OPTIONS = {"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-9}
 # L-BFGS-B stops "ABNORMAL" when its line search can no longer lower the objective in floating
 # point. Where the likelihood is flat along a ridge (BG/NBD with almost no dropout: a -> 0 and
@@ -450,7 +452,7 @@ def _minimise(objective, start, penalizer, names, *, model):
         if steepest <= _STATIONARY_GRADIENT:
             converged = True
             message += f" (the line search stopped at a stationary point: gradient {steepest:.1e})"
-    at_bound = [n for n, v in zip(names, result.x, strict=True) if abs(v) > _LOG_BOUND - 1e-6]
+    at_bound = [n for n, v in zip(names, result.x, strict=True) if abs(v) > _LOG_BOUND - _ON_BOUND]
     if at_bound:
         converged = False
         message += f"; {', '.join(at_bound)} reached the search bound exp(+-{_LOG_BOUND:g})"
@@ -460,8 +462,8 @@ def _minimise(objective, start, penalizer, names, *, model):
 def _largest_projected_gradient(log_params: np.ndarray, gradient: np.ndarray) -> float:
     """Largest |gradient| component, leaving out those that push out of the search box."""
     gradient = np.asarray(gradient, dtype=float)
-    at_lower = (log_params <= -_LOG_BOUND + 1e-9) & (gradient > 0)
-    at_upper = (log_params >= _LOG_BOUND - 1e-9) & (gradient < 0)
+    at_lower = (log_params < -_LOG_BOUND + _ON_BOUND) & (gradient > 0)
+    at_upper = (log_params > _LOG_BOUND - _ON_BOUND) & (gradient < 0)
     free = np.where(at_lower | at_upper, 0.0, gradient)
     return float(np.max(np.abs(free))) if free.size else 0.0
 

@@ -405,7 +405,7 @@ def sweep_k(
     )
     kmeans = stages[-1]
     # two jobs in flight per core: each fit's jobs are short and the driver's scheduling
-    # between them leaves the cores idle (100k README data, fresh JVM: 48-50 s -> 43-45 s)
+    # between them leaves the cores idle
     workers = 2 * data.sparkSession.sparkContext.defaultParallelism
     try:
         prep = Pipeline(stages=stages[:-1]).fit(data)
