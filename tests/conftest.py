@@ -54,13 +54,21 @@ BACKENDS = ("native", "deltalake")
 
 @pytest.fixture(scope="session")
 def spark() -> SparkSession:
-    """The suite's one local session, with the Delta Lake JARs (native Delta)."""
+    """
+    The suite's one local session, with the Delta Lake JARs (native Delta).
+
+    One partition per shuffle and per local collection: the tests' frames hold a few dozen
+    rows, and with two partitions the suite spent a quarter more time on scheduling tasks.
+    Two cores still run concurrent jobs (the KMeans starts, the racing writers). Jobs started
+    as their own process (test_cli, test_kill, test_object_storage, the cluster test) keep
+    their configuration's partitions.
+    """
     spark_cfg = SparkConfig(
         master="local[2]",
         app_name="customer-analytics-tests",
         conf={
-            "spark.sql.shuffle.partitions": 2,
-            "spark.default.parallelism": 2,
+            "spark.sql.shuffle.partitions": 1,
+            "spark.default.parallelism": 1,
             "spark.ui.enabled": False,
             "spark.driver.memory": "4g",
             "spark.sql.adaptive.enabled": True,

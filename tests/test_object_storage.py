@@ -126,7 +126,7 @@ def _run(endpoint: str, *args: str) -> subprocess.CompletedProcess:
         "--set",
         f"{s3a}.connection.ssl.enabled=false",
         "--set",
-        "spark.conf.spark.sql.shuffle.partitions=2",
+        "spark.conf.spark.sql.shuffle.partitions=1",
         "--set",
         "spark.master=local[2]",
     ]

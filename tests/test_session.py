@@ -88,6 +88,7 @@ def test_without_the_jars_native_is_a_configuration_error(tmp_path, without_mave
 def test_sql_settings_apply_inside_the_block_and_are_put_back(spark):
     from customer_analytics.session import sql_settings
 
+    suite_partitions = spark.conf.get("spark.sql.shuffle.partitions")
     spark.conf.set("spark.sql.shuffle.partitions", "3")
     spark.conf.unset("spark.sql.test.unsetKey")
     with sql_settings(spark, {"spark.sql.shuffle.partitions": "5", "spark.sql.test.unsetKey": "x"}):
@@ -99,6 +100,6 @@ def test_sql_settings_apply_inside_the_block_and_are_put_back(spark):
         spark.conf.get("spark.sql.shuffle.partitions"),
         spark.conf.get("spark.sql.test.unsetKey", None),
     )
-    spark.conf.set("spark.sql.shuffle.partitions", "2")
+    spark.conf.set("spark.sql.shuffle.partitions", suite_partitions)
     assert inside == ("5", "x")
     assert after == ("3", None)
