@@ -81,6 +81,39 @@ def pick(df, *columns):
     return df.select(C.CUSTOMER_ID, *columns)
 
 
+def test_columns_keeps_only_those_and_computes_no_rfm_cut_points_unless_asked(spark, orders, lines):
+    # recency: c1's last visit Jan 29, c2's on as_of (Jan 31), c3's Jan 10
+    subset = features.customer_features(
+        orders, lines, Period(AS_OF), columns=[C.CUSTOMER_ID, C.TOTAL_VISITS, C.RECENCY_DAYS]
+    )
+
+    expected = spark.createDataFrame(
+        [("c1", 3, 2), ("c2", 1, 0), ("c3", 2, 21)],
+        "customer_id string, total_visits long, recency_days int",
+    )
+    assert_df_equality(subset, expected, ignore_row_order=True, ignore_nullable=True)
+    assert "percentile" not in subset._jdf.queryExecution().optimizedPlan().toString()
+
+
+def test_columns_with_an_rfm_score_computes_the_scores(orders, lines):
+    # recency 0, 2, 21: quintile cut points 0, 2, 2, 21; r_score = 5 - cut points exceeded
+    subset = features.customer_features(
+        orders, lines, Period(AS_OF), columns=[C.CUSTOMER_ID, C.R_SCORE]
+    )
+
+    assert subset.columns == [C.CUSTOMER_ID, C.R_SCORE]
+    assert {r[C.CUSTOMER_ID]: r[C.R_SCORE] for r in subset.collect()} == {
+        "c1": 4,
+        "c2": 5,
+        "c3": 2,
+    }
+
+
+def test_columns_refuses_a_column_the_single_view_does_not_have(orders, lines):
+    with pytest.raises(ValueError, match="not columns of customer_features"):
+        features.customer_features(orders, lines, Period(AS_OF), columns=[C.CUSTOMER_ID, "x"])
+
+
 def test_one_row_per_member_with_a_visit_and_as_of(single_view):
     rows = single_view.select(C.CUSTOMER_ID, C.AS_OF).orderBy(C.CUSTOMER_ID).collect()
     assert [tuple(r) for r in rows] == [("c1", AS_OF), ("c2", AS_OF), ("c3", AS_OF)]

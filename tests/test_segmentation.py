@@ -605,6 +605,20 @@ def test_refit_with_a_fixed_k_fits_a_sample_and_scores_everyone(spark):
     result.scored.unpersist()
 
 
+def test_a_refit_not_named_gives_every_segment_the_unnamed_name(population):
+    result = seg.refit(population, _config(k=3), named=False)
+
+    names = result.segments.join(population, C.CUSTOMER_ID).select("group", C.SEGMENT_NAME)
+    by_group = {r["group"]: r[C.SEGMENT_NAME] for r in names.distinct().collect()}
+    assert sorted(by_group) == ["A", "B", "C"]
+    assert sorted(by_group.values()) == [
+        "Segment 0 (unnamed)",
+        "Segment 1 (unnamed)",
+        "Segment 2 (unnamed)",
+    ]
+    result.scored.unpersist()
+
+
 def test_refit_without_a_fixed_k_sweeps_like_fit(population):
     result = seg.refit(population, _config())
 

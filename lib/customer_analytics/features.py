@@ -37,6 +37,7 @@ Choices where the seeds differ or are silent:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 from pyspark.sql import Column, DataFrame, Window
@@ -76,10 +77,20 @@ def last_order_date(orders: DataFrame) -> date | None:
     return orders.agg(F.max(C.ORDER_DATE)).first()[0]
 
 
-def customer_features(orders: DataFrame, order_lines: DataFrame, period: Period, **kwargs):
+def customer_features(
+    orders: DataFrame,
+    order_lines: DataFrame,
+    period: Period,
+    *,
+    columns: Sequence[str] | None = None,
+    **kwargs,
+):
     """
     The customer single view of a period: :func:`base_customer_features` (same parameters)
     with the RFM scores of :func:`rfm_scores`.
+
+    ``columns`` keeps only those columns (in that order). Without an RFM column among them the
+    scores are not computed: their cut points need a pass over every customer of their own.
 
     Returns
     -------
@@ -87,7 +98,15 @@ def customer_features(orders: DataFrame, order_lines: DataFrame, period: Period,
         One row per member with a visit in the window, columns
         :data:`CUSTOMER_FEATURE_COLUMNS` (see the module docstring for definitions).
     """
-    return with_rfm_scores(base_customer_features(orders, order_lines, period, **kwargs))
+    base = base_customer_features(orders, order_lines, period, **kwargs)
+    if columns is None:
+        return with_rfm_scores(base)
+    unknown = [c for c in columns if c not in CUSTOMER_FEATURE_COLUMNS]
+    if unknown:
+        raise ValueError(f"not columns of customer_features: {unknown}")
+    if any(c in RFM_COLUMNS for c in columns):
+        return with_rfm_scores(base).select(*columns)
+    return base.select(*columns)
 
 
 def with_rfm_scores(base: DataFrame) -> DataFrame:

@@ -481,12 +481,19 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
     # query stage cost more than it saved (evaluate at 1x: 147 s without, 174 s with).
     with session.sql_settings(ctx.spark, {"spark.sql.adaptive.enabled": "false"}):
         try:
-            single_view = persisted.keep(
-                features.customer_features(orders, lines, plan.training, **feature_options(cfg))
-            )
             saved = ModelStore(ctx.warehouse).latest_metadata()
             seg_cfg = evaluation.refit_settings(cfg.segmentation, saved and int(saved["k"]))
-            fitted = segmentation.refit(single_view, seg_cfg)
+            # the lists need each customer's cluster only: no other feature, no segment name
+            single_view = persisted.keep(
+                features.customer_features(
+                    orders,
+                    lines,
+                    plan.training,
+                    columns=[C.CUSTOMER_ID, C.AS_OF, *seg_cfg.features],
+                    **feature_options(cfg),
+                )
+            )
+            fitted = segmentation.refit(single_view, seg_cfg, named=False)
             persisted.adopt(fitted.scored)
             segments = persisted.keep(fitted.segments)
             ctx.progress.say(f"[evaluate] segments refitted before the cutoff: K={fitted.k}")

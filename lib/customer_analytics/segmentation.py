@@ -805,6 +805,8 @@ def fit(
     customer_features: DataFrame,
     seg_cfg: SegmentationConfig,
     previous: SavedModel | None = None,
+    *,
+    named: bool = True,
 ) -> SegmentationResult:
     """
     Sweep K, choose K, fit on all customers, profile and name the clusters.
@@ -812,6 +814,8 @@ def fit(
     With a ``previous`` model the new clusters are matched to its clusters by centroid
     distance (:func:`match_previous`): a matched cluster keeps its segment id and name.
     ``scored`` is cached; call ``result.scored.unpersist()`` when the tables are written.
+    With ``named=False`` the naming rules are not applied, so nothing is profiled until
+    ``profiles`` is read: every segment is "Segment <cluster> (unnamed)".
 
     Raises
     ------
@@ -826,16 +830,19 @@ def fit(
     selection = sweep_k(customer_features, seg_cfg, rows=rows).cache()
     k = choose_k(selection.collect(), seg_cfg.k, tolerance=seg_cfg.k_tolerance)
     model = fit_pipeline(customer_features, seg_cfg, k)
-    return _named(model, k, as_of, customer_features, seg_cfg, selection, previous)
+    return _named(model, k, as_of, customer_features, seg_cfg, selection, previous, named=named)
 
 
-def _named(model, k, as_of, customer_features, seg_cfg, selection, previous):
-    """:func:`_describe` a new model, its segment ids carried on from ``previous`` if given."""
+def _named(model, k, as_of, customer_features, seg_cfg, selection, previous, *, named=True):
+    """
+    :func:`_describe` a new model, its segment ids carried on from ``previous`` if given, its
+    segments named by the rules if ``named``.
+    """
     ids, names, changes = {i: i for i in range(k)}, {}, []
     if previous is not None:
         ids, names, changes = match_previous(previous, model, customer_features, seg_cfg)
-    rules = seg_cfg.segment_names
-    profiled = profile_features(seg_cfg.features, rules, customer_features.dtypes)
+    rules = seg_cfg.segment_names if named else None
+    profiled = profile_features(seg_cfg.features, rules or [], customer_features.dtypes)
     result = _describe(
         model,
         k,
@@ -915,22 +922,25 @@ def fitting_sample(
     return data
 
 
-def refit(customer_features: DataFrame, seg_cfg: SegmentationConfig) -> SegmentationResult:
+def refit(
+    customer_features: DataFrame, seg_cfg: SegmentationConfig, *, named: bool = True
+) -> SegmentationResult:
     """
     :func:`fit` for an evaluation's training period, at a fraction of the cost: with
     ``segmentation.k`` fixed the model is fitted on the sweep's sample of customers
     (:func:`fitting_sample`) instead of everyone, and K is not measured (``selection`` is
-    None). Every customer is still scored and profiled. Without a fixed K it is :func:`fit`.
+    None). Every customer is still scored. Without a fixed K it is :func:`fit`. ``named`` as
+    in :func:`fit`.
     """
     if seg_cfg.k is None:
-        return fit(customer_features, seg_cfg)
+        return fit(customer_features, seg_cfg, named=named)
     features = seg_cfg.features
     rows = check_input(customer_features, features, min_rows=seg_cfg.k)
     candidate_ks(seg_cfg, rows)
     as_of = features_as_of(customer_features)
     sample = fitting_sample(customer_features, seg_cfg, rows=rows, at_least=2 * seg_cfg.k)
     model = fit_pipeline(sample, seg_cfg, seg_cfg.k)
-    return _named(model, seg_cfg.k, as_of, customer_features, seg_cfg, None, None)
+    return _named(model, seg_cfg.k, as_of, customer_features, seg_cfg, None, None, named=named)
 
 
 def in_fixed_order(customer_features: DataFrame, features: Sequence[str]) -> DataFrame:
