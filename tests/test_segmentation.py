@@ -609,7 +609,9 @@ def test_a_refit_not_named_gives_every_segment_the_unnamed_name(population):
     result = seg.refit(population, _config(k=3), named=False)
 
     names = result.segments.join(population, C.CUSTOMER_ID).select("group", C.SEGMENT_NAME)
-    by_group = {r["group"]: r[C.SEGMENT_NAME] for r in names.distinct().collect()}
+    pairs = names.distinct().collect()
+    by_group = {r["group"]: r[C.SEGMENT_NAME] for r in pairs}
+    assert len(pairs) == 3  # one segment per planted group, none split
     assert sorted(by_group) == ["A", "B", "C"]
     assert sorted(by_group.values()) == [
         "Segment 0 (unnamed)",

@@ -96,7 +96,13 @@ def customer_features(
     -------
     DataFrame
         One row per member with a visit in the window, columns
-        :data:`CUSTOMER_FEATURE_COLUMNS` (see the module docstring for definitions).
+        :data:`CUSTOMER_FEATURE_COLUMNS` or ``columns`` (see the module docstring for
+        definitions).
+
+    Raises
+    ------
+    ValueError
+        A name in ``columns`` that is not a column of the single view.
     """
     base = base_customer_features(orders, order_lines, period, **kwargs)
     if columns is None:
