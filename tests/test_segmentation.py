@@ -627,3 +627,24 @@ def test_refit_without_a_fixed_k_sweeps_like_fit(population):
     assert result.k == 3
     assert sorted(r[C.K] for r in result.selection.collect()) == [2, 3, 4]
     result.scored.unpersist()
+
+
+def test_fit_scores_everyone_with_the_sweeps_model_fitted_on_the_sample(spark):
+    # The 30 planted customers ten times over: 300 customers, more than the sample of 100.
+    rows = [(f"{row[0]}_{copy}", *row[1:]) for copy in range(10) for row in _population()]
+    population = spark.createDataFrame(rows, SCHEMA).withColumn(C.AS_OF, F.lit(AS_OF))
+    cfg = _config(sweep_sample_size=100)
+
+    result = seg.fit(population, cfg)
+
+    pairs = result.segments.join(population, C.CUSTOMER_ID).groupBy("group", C.CLUSTER).count()
+    assert result.k == 3
+    assert sorted((r["group"], r["count"]) for r in pairs.collect()) == [
+        ("A", 100),
+        ("B", 100),
+        ("C", 100),
+    ]
+    # the KMeans of the model saw the sample (about 100 customers), not all 300
+    trained_on = sum(result.model.stages[-1].summary.clusterSizes)
+    assert 50 < trained_on < 200
+    result.scored.unpersist()

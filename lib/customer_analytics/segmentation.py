@@ -26,12 +26,16 @@ so a fitted :class:`~pyspark.ml.PipelineModel` scores new data identically:
 K is chosen by :func:`sweep_k` (silhouette of ``ClusteringEvaluator``, squared Euclidean, and
 the KMeans training cost per K; the preprocessing is fitted once on the sweep's data, then
 KMeans per K) and :func:`choose_k`. With a fixed ``k`` the sweep records that one K only.
+The model of the chosen K is the sweep's own, the one its silhouette was measured on: with
+more customers than ``sweep_sample_size`` it is fitted on the seeded sample and then scores
+everyone. Fitting it again on everyone gave the same segments at a third of the stage's time
+more, because each start converts every customer's vector from the DataFrame again.
 
 One k-means|| start often ends in a local optimum (two behaviours merged, another split), and
 the silhouettes of the sweep then depend on the seed more than on the data: on the generated
 data (six planted behaviours, default features, 10% sample) single starts chose K = 7 with
 seeds 1 and 7 and K = 6 with seeds 42 and 2024; the best of three starts by training cost chose
-K = 6 with seeds 1, 7 and 42. Hence ``n_init`` (default 3), in the sweep and the final fit.
+K = 6 with seeds 1, 7 and 42. Hence ``n_init`` (default 3) starts per K.
 
 Outputs
 -------
@@ -366,19 +370,35 @@ def cheapest(models: Sequence[KMeansModel]) -> KMeansModel:
     return min(models, key=lambda model: model.summary.trainingCost)
 
 
+@dataclass
+class KSweep:
+    """
+    What :func:`sweep_k` measured and fitted.
+
+    ``selection``: ``k`` (int), ``silhouette`` (double), ``training_cost`` (double),
+    ``seconds`` (double: the ``n_init`` fits plus the evaluation, each timed on its own: they
+    run concurrently with other Ks' fits), one row per K: the ``kmeans_selection`` table.
+    ``models``: K -> the :class:`~pyspark.ml.PipelineModel` (the preprocessing fitted on the
+    sweep's customers + that K's cheapest KMeans) whose silhouette ``selection`` holds.
+    """
+
+    selection: DataFrame
+    models: dict[int, PipelineModel]
+
+
 def sweep_k(
     customer_features: DataFrame, seg_cfg: SegmentationConfig, *, rows: int | None = None
-) -> DataFrame:
+) -> KSweep:
     """
-    Fit KMeans for each K and measure it: the ``kmeans_selection`` table.
+    Fit KMeans for each K and measure it.
 
     K runs over ``k_min..k_max`` (capped at customers - 1), or only ``k`` when it is fixed
     (``silhouette`` null when that ``k`` equals the number of customers).
     With more customers than ``sweep_sample_size`` the sweep fits on a seeded ``sample`` of about
     that many (all customers if the sample has fewer than 2 * K_max of them), since it fits
-    ``n_init`` models per K and measures each; the final model is fitted on everyone. The
-    preprocessing stages are fitted once; then every K's starts run as concurrent Spark jobs
-    (twice as many at a time as the session has cores), each K keeping its cheapest start.
+    ``n_init`` models per K and measures each. The preprocessing stages are fitted once; then
+    every K's starts run as concurrent Spark jobs (twice as many at a time as the session has
+    cores), each K keeping its cheapest start.
 
     Parameters
     ----------
@@ -390,10 +410,8 @@ def sweep_k(
 
     Returns
     -------
-    DataFrame
-        ``k`` (int), ``silhouette`` (double), ``training_cost`` (double), ``seconds``
-        (double: the ``n_init`` fits plus the evaluation, each timed on its own: they run
-        concurrently with other Ks' fits), one row per K.
+    KSweep
+        The ``kmeans_selection`` rows and every K's fitted model.
     """
     if rows is None:
         rows = customer_features.count()
@@ -439,7 +457,10 @@ def sweep_k(
         cost = models[k].summary.trainingCost
         results.append((k, _finite(silhouette), _finite(cost), round(seconds[k] + took, 3)))
     spark = SparkSession.getActiveSession() or customer_features.sparkSession
-    return spark.createDataFrame(results, SELECTION_SCHEMA)
+    return KSweep(
+        selection=spark.createDataFrame(results, SELECTION_SCHEMA),
+        models={k: PipelineModel(stages=[*prep.stages, models[k]]) for k in ks},
+    )
 
 
 def candidate_ks(seg_cfg: SegmentationConfig, rows: int) -> list[int]:
@@ -809,7 +830,8 @@ def fit(
     named: bool = True,
 ) -> SegmentationResult:
     """
-    Sweep K, choose K, fit on all customers, profile and name the clusters.
+    Sweep K, choose K, score all customers with the sweep's model of that K, profile and name
+    the clusters.
 
     With a ``previous`` model the new clusters are matched to its clusters by centroid
     distance (:func:`match_previous`): a matched cluster keeps its segment id and name.
@@ -827,10 +849,12 @@ def fit(
     rows = check_input(customer_features, features, min_rows=needed)
     as_of = features_as_of(customer_features)
     candidate_ks(seg_cfg, rows)
-    selection = sweep_k(customer_features, seg_cfg, rows=rows).cache()
+    sweep = sweep_k(customer_features, seg_cfg, rows=rows)
+    selection = sweep.selection.cache()
     k = choose_k(selection.collect(), seg_cfg.k, tolerance=seg_cfg.k_tolerance)
-    model = fit_pipeline(customer_features, seg_cfg, k)
-    return _named(model, k, as_of, customer_features, seg_cfg, selection, previous, named=named)
+    return _named(
+        sweep.models[k], k, as_of, customer_features, seg_cfg, selection, previous, named=named
+    )
 
 
 def _named(model, k, as_of, customer_features, seg_cfg, selection, previous, *, named=True):
