@@ -387,7 +387,9 @@ def customer_recommendations(
     )
     if rules is not None:
         fired = _rule_candidates(rules, history, names).join(
-            history, [C.CUSTOMER_ID, C.PRODUCT_ID], "left_anti"
+            _of_products(history, rules.select(F.col(C.CONSEQUENT).alias(C.PRODUCT_ID))),
+            [C.CUSTOMER_ID, C.PRODUCT_ID],
+            "left_anti",
         )
         proposed = proposed.unionByName(fired)
 
@@ -423,9 +425,17 @@ def customer_recommendations(
         .filter(F.col(C.RANK) == 1)
         .withColumn(C.RANK, F.row_number().over(order))
         .filter(F.col(C.RANK) <= top_n)
-        .join(names, C.PRODUCT_ID, "left")
+        .join(F.broadcast(names), C.PRODUCT_ID, "left")
         .select(*RECOMMENDATION_COLUMNS)
     )
+
+
+def _of_products(history: DataFrame, products: DataFrame) -> DataFrame:
+    """
+    The rows of ``history`` whose product is in ``products`` (a few: list entries or rule
+    consequents), found without a shuffle of the history.
+    """
+    return history.join(F.broadcast(products.distinct()), C.PRODUCT_ID, "left_semi")
 
 
 def _skipped_ranks(
@@ -436,7 +446,7 @@ def _skipped_ranks(
     their list of ``lists`` (the ``keys``, ``rank``, ``product_id``; one list when ``keys`` is
     empty), of the products they bought (``history``); an empty array when none.
     """
-    owned = history.join(customers, C.CUSTOMER_ID)
+    owned = _of_products(history, lists.select(C.PRODUCT_ID)).join(customers, C.CUSTOMER_ID)
     small = F.broadcast(lists.select(*keys, C.PRODUCT_ID, C.RANK))
     bought = (
         owned.join(small, [*keys, C.PRODUCT_ID])
