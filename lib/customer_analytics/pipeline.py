@@ -497,10 +497,6 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
             persisted.adopt(fitted.scored)
             segments = persisted.keep(fitted.segments)
             ctx.progress.say(f"[evaluate] segments refitted before the cutoff: K={fitted.k}")
-            trained = Recommender.assemble(
-                lines, segments, plan.training, cfg.recommend, persisted.keep
-            )
-            rules = persisted.keep(trained.basket_rules())
             test_bought = recommend.purchases(
                 plan.tested(lines), exclude_products=cfg.recommend.exclude_products
             )
@@ -510,6 +506,11 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
                 )
             )
             audience = _evaluation_sample(ctx, buyers, persisted)
+            # only the audience's purchase history is read: the lists and the "new" target
+            trained = Recommender.assemble(
+                lines, segments, plan.training, cfg.recommend, persisted.keep, history_of=audience
+            )
+            rules = persisted.keep(trained.basket_rules())
             relevant = {
                 "all": persisted.keep(recommend.relevant_products(test_bought, audience)),
                 "new": persisted.keep(
@@ -519,12 +520,7 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
                 ),
             }
             catalogue = trained.names.count()
-            lists = trained.evaluation_lists(
-                audience,
-                persisted.keep(trained.history.join(audience, C.CUSTOMER_ID, "left_semi")),
-                rules,
-                top_n=max(ev.k),
-            )
+            lists = trained.evaluation_lists(audience, trained.history, rules, top_n=max(ev.k))
             # Each list becomes one leaf of the scoring plan, which otherwise repeats every list's
             # lineage in each of its branches: planning that tree, or comparing it with the cached
             # plans when they are released, filled a 4g heap even on 14 orders. On disk: the
