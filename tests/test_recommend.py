@@ -9,7 +9,7 @@ from chispa import assert_approx_df_equality, assert_df_equality
 
 from customer_analytics import columns as C
 from customer_analytics import recommend as rec
-from customer_analytics.config import ExcludePeriod
+from customer_analytics.config import ExcludePeriod, RecommendConfig
 from customer_analytics.period import Period
 
 LINE_SCHEMA = (
@@ -372,6 +372,29 @@ def test_same_list_for_everyone_gives_the_segment_or_all_customers_first_n(spark
         ("c3", 1, "p1"),
         ("c3", 2, "p4"),
     ]
+
+
+def test_recommender_keeps_the_history_of_the_given_customers_only(spark):
+    lines = _lines(
+        spark,
+        [
+            ("o1", "c1", D, "p1", 1.0, 10.0),
+            ("o1", "c1", D, "p2", 1.0, 5.0),
+            ("o2", "c1", D, "p1", 2.0, 20.0),  # p1 again: still one pair
+            ("o3", "c2", D, "p3", 1.0, 3.0),  # c2 is not asked for
+            ("o4", "c4", D, "p1", 1.0, 10.0),
+        ],
+    )
+    asked_for = spark.createDataFrame([("c1",), ("c4",)], "customer_id string")
+    expected = _history(spark, [("c1", "p1"), ("c1", "p2"), ("c4", "p1")])
+
+    trained = rec.Recommender.assemble(
+        lines, _segments(spark), Period(as_of=D), RecommendConfig(), history_of=asked_for
+    )
+
+    assert_df_equality(trained.history, expected, ignore_row_order=True, ignore_nullable=True)
+    # the names and the top lists still count every customer's purchases
+    assert trained.names.count() == 3
 
 
 # --- basket rules ----------------------------------------------------------------------------
