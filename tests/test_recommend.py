@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
+from pyspark.sql import functions as F
 
 from customer_analytics import columns as C
 from customer_analytics import recommend as rec
@@ -393,8 +394,14 @@ def test_recommender_keeps_the_history_of_the_given_customers_only(spark):
     )
 
     assert_df_equality(trained.history, expected, ignore_row_order=True, ignore_nullable=True)
-    # the names and the top lists still count every customer's purchases
+    # the names and the top lists still count every customer's purchases (c2's p3 too)
     assert trained.names.count() == 3
+    everyone = trained.ranking.filter(F.col(C.CLUSTER).isNull())
+    assert sorted(tuple(r) for r in everyone.select(C.PRODUCT_ID, C.BUYERS).collect()) == [
+        ("p1", 2),
+        ("p2", 1),
+        ("p3", 1),
+    ]
 
 
 # --- basket rules ----------------------------------------------------------------------------
