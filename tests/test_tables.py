@@ -3,6 +3,7 @@ atomicity, and each backend reading what the other wrote."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -343,3 +344,29 @@ def test_row_count_comes_from_the_log_statistics(warehouse, orders):
 def test_the_fallback_refuses_object_storage_before_writing(spark):
     with pytest.raises(ValueError, match="deltalake fallback writes local paths only"):
         Warehouse.for_path(spark, "s3a://bucket/wh", backend="deltalake")
+
+
+def _first_file_statistics(path: str) -> dict:
+    with open(os.path.join(path, "_delta_log", "00000000000000000000.json")) as log:
+        actions = [json.loads(line) for line in log]
+    return json.loads(next(a["add"]["stats"] for a in actions if "add" in a))
+
+
+def test_a_native_table_keeps_row_counts_and_no_min_max_statistics(spark, tmp_path, orders):
+    warehouse = Warehouse.for_path(spark, str(tmp_path / "wh"), backend="native")
+
+    warehouse.write("orders", orders)
+
+    assert _first_file_statistics(warehouse.table_path("orders")) == {"numRecords": 3}
+
+
+def test_a_native_overwrite_with_new_columns_keeps_row_counts_only(spark, tmp_path, orders):
+    warehouse = Warehouse.for_path(spark, str(tmp_path / "wh"), backend="native")
+    warehouse.write("orders", orders)
+
+    warehouse.write("orders", orders.selectExpr("amount", "order_id AS id"))
+
+    log = os.path.join(warehouse.table_path("orders"), "_delta_log", "00000000000000000001.json")
+    with open(log) as commit:
+        actions = [json.loads(line) for line in commit]
+    assert [json.loads(a["add"]["stats"]) for a in actions if "add" in a] == [{"numRecords": 3}]

@@ -76,6 +76,14 @@ NATIVE_CONFLICTS = (
     ConcurrentTransactionException,
 )
 
+#: The table property a native write creates a table with: no min/max statistics, row counts
+#: only (as the deltalake fallback writes). The project's reads never filter on a column's
+#: range, and statistics of every column cost about as much as writing the Parquet files.
+#: A name list (``delta.dataSkippingStatsColumns``) would outlive an overwrite that drops one
+#: of its columns, and Delta refuses such a write. Delta applies the property when it creates
+#: a table: a table created before keeps its own.
+STATISTICS_PROPERTIES = {"delta.dataSkippingNumIndexedCols": "0"}
+
 
 @dataclass(frozen=True)
 class Commit:
@@ -192,6 +200,7 @@ class TableWriter:
                 current, detail["partitionColumns"], df.schema, self._partition_by, self._path
             )
         writer = df.write.format("delta").mode(self._mode)
+        writer = writer.options(**STATISTICS_PROPERTIES)
         if self._mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
         if self._partition_by:
