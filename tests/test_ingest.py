@@ -1135,3 +1135,16 @@ def test_cli_rerun_writes_a_new_version_with_the_same_rows(spark, tmp_path, monk
     # appended once per run: T1 accepted, T2 quarantined (empty total_amt)
     assert rows == [("accepted", "", 1)] * 2 + [("quarantined", "missing_amount", 1)] * 2
     assert len({r["run_id"] for r in reconciliation.to_pylist()}) == 2
+
+
+def test_a_purchase_without_a_quantity_is_an_order_of_unknown_item_count(spark):
+    raw = frame(spark, [(3, "1997-01-02", None, 9.5), (4, "1997-01-03", 2, 4.0)], TX_DDL)
+    expected = frame(
+        spark,
+        [("3", 9.5, None), ("4", 4.0, 2.0)],
+        "customer_id string, order_amount double, item_count double",
+    )
+
+    actual = ingest.orders(prepare(raw, TX)).select("customer_id", "order_amount", "item_count")
+
+    assert_equal(actual, expected)

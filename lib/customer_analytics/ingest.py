@@ -679,9 +679,9 @@ def _row_totals(rows: DataFrame) -> DataFrame:
 
 def _array_sum(values: Column) -> Column:
     """The sum of an array's non-null values; null when it has none (as ``F.sum``)."""
-    present = F.array_compact(values)
-    total = F.aggregate(present, F.lit(0.0), lambda acc, value: acc + value)
-    return F.when(F.size(present) > 0, total)
+    return F.aggregate(
+        values, F.lit(None).cast("double"), lambda acc, value: F.coalesce(acc + value, acc, value)
+    )
 
 
 def customers(orders_with_attributes: DataFrame) -> DataFrame:
