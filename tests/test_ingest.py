@@ -642,6 +642,18 @@ def test_exact_duplicate_rows_are_counted_once_and_reported_excluded(spark):
     assert_equal(ingest.order_lines(prepared).select("order_id", "quantity"), expected)
 
 
+def test_product_json_rows_alike_but_for_their_products_are_not_duplicates(spark):
+    pear = pj_row(product_json=items(("P", "Pear", 1, 5.0)))
+    raw = frame(spark, [pj_row(), pear, pear], PJ_DDL)
+    prepared = prepare(raw, PJ)
+    recon = reconcile(raw, prepared)
+    # T9 with an apple and T9 with a pear are two rows; the second pear is a copy
+    assert (recon.input_rows, recon.accepted_rows, recon.lines_written) == (3, 2, 2)
+    assert recon.excluded == {"exact_duplicate": 1}
+    expected = frame(spark, [("T9", "A"), ("T9", "P")], "order_id string, product_id string")
+    assert_equal(ingest.order_lines(prepared).select("order_id", "product_id"), expected)
+
+
 def test_a_duplicated_rejected_row_is_quarantined_once_with_its_copies(spark):
     bad = il_row(UnitPrice=-1.0)
     raw = frame(spark, [GOOD_IL, bad, bad], IL_DDL)

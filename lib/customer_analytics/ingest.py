@@ -265,7 +265,10 @@ def prepare(raw: DataFrame, source: SourceConfig) -> DataFrame:
     renamed = raw.select(*[F.col(f"`{name}`").alias(positional[name]) for name in originals])
     source_columns = [F.col(positional[name]) for name in originals]
     if source.exact_duplicate_rule():
-        rows = count_copies(renamed)
+        # Rows alike but for their product_json text are rare: leaving it out of the key that
+        # singles rows out spares reading the largest column twice.
+        json_column = mapping.get(C.PRODUCT_JSON)
+        rows = count_copies(renamed, [c for c in renamed.columns if c != json_column])
     else:
         rows = renamed.withColumn(C.COPIES, F.lit(1))
 
@@ -305,14 +308,16 @@ def prepare(raw: DataFrame, source: SourceConfig) -> DataFrame:
     )
 
 
-def count_copies(rows: DataFrame) -> DataFrame:
+def count_copies(rows: DataFrame, candidate_keys: list[str] | None = None) -> DataFrame:
     """
     The distinct rows of ``rows`` with ``_copies``, how many identical rows each stands for.
 
     Grouping every row by all its columns would shuffle whole rows (the JSON text included)
-    to find the few that repeat: only the rows :func:`split_repeated` finds are grouped.
+    to find the few that repeat: only the rows that :func:`split_repeated` finds sharing their
+    ``candidate_keys`` (default, and when empty: every column) are grouped, by every column,
+    so the count is exact whichever columns the candidates are found by.
     """
-    once, repeated = split_repeated(rows, rows.columns)
+    once, repeated = split_repeated(rows, candidate_keys or rows.columns)
     grouped = repeated.groupBy(*rows.columns).agg(F.count(F.lit(1)).cast("int").alias(C.COPIES))
     return once.withColumn(C.COPIES, F.lit(1)).unionByName(grouped)
 
