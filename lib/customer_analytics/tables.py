@@ -77,11 +77,12 @@ NATIVE_CONFLICTS = (
 )
 
 #: The table property a native write creates a table with: no min/max statistics, row counts
-#: only (as the deltalake fallback writes). The project's reads never filter on a column's
-#: range, and statistics of every column cost about as much as writing the Parquet files.
-#: A name list (``delta.dataSkippingStatsColumns``) would outlive an overwrite that drops one
-#: of its columns, and Delta refuses such a write. Delta applies the property when it creates
-#: a table: a table created before keeps its own.
+#: only (as the deltalake fallback writes). The stages cut tables by date, but each file of a
+#: table spans the whole history, so its range skips nothing; and statistics of every column
+#: cost about as much as writing the Parquet files. A list of date columns
+#: (``delta.dataSkippingStatsColumns``) would outlive an overwrite that drops one of them, and
+#: Delta refuses such a write. Delta applies the property when it creates a table: a table
+#: created before keeps its own.
 STATISTICS_PROPERTIES = {"delta.dataSkippingNumIndexedCols": "0"}
 
 
