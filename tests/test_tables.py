@@ -284,6 +284,27 @@ def test_two_deltalake_writers_committing_at_once_one_commits_and_the_other_leav
     assert on_disk == version_0 | {os.path.basename(u) for u in table.file_uris()}
 
 
+@pytest.mark.parametrize("columns", ["same", "new"])
+def test_a_deltalake_writer_whose_table_changed_after_it_read_it_is_told(
+    spark, tmp_path, orders, columns
+):
+    # the other writer commits in full between this writer's read and its commit, however
+    # long this writer's own read and file moves took
+    warehouse = Warehouse.for_path(spark, str(tmp_path / "wh"), backend="deltalake")
+    warehouse.write("orders", orders)
+    other = orders.filter("order_id = 'o1'")
+    mine = orders.filter("order_id = 'o2'")
+    if columns == "new":
+        mine = mine.withColumn("channel", mine.order_id)
+    writer = warehouse.writer("orders").before_commit(lambda: warehouse.write("orders", other))
+
+    with pytest.raises(ConcurrentWriteError):
+        writer.execute(mine)
+
+    assert DeltaTable(warehouse.table_path("orders")).version() == 1
+    assert_df_equality(warehouse.read("orders"), other)
+
+
 def _race(*writes):
     """Run the writes in threads started together; each one's result or exception."""
     outcomes: list[object] = [None] * len(writes)

@@ -238,7 +238,7 @@ class TableWriter:
             actions, rows = _move_into_table(staging, root)
             if self._before_commit is not None:
                 self._before_commit()
-            self._commit(root, df.schema, actions)
+            self._commit(root, existing, df.schema, actions)
         except BaseException:
             for action in actions:  # moved in but never committed: no reader will see them
                 _remove_file(os.path.join(root, action.path))
@@ -247,7 +247,13 @@ class TableWriter:
             shutil.rmtree(staging, ignore_errors=True)
         return Commit(self._path, DeltaTable(root).version(), rows)
 
-    def _commit(self, root: str, schema: StructType, actions: list[AddAction]) -> None:
+    def _commit(
+        self, root: str, read: DeltaTable | None, schema: StructType, actions: list[AddAction]
+    ) -> None:
+        """
+        Commit ``actions`` as the next version after ``read``, the table as this write read it
+        before writing its files (``None``: there was no table).
+        """
         from deltalake import CommitProperties
 
         delta_schema = Schema.from_json(schema.json())
@@ -256,7 +262,7 @@ class TableWriter:
             if self._metadata
             else None
         )
-        table = _open(root)
+        table = read
         if table is None:
             create_table_with_add_actions(
                 root,
@@ -283,6 +289,8 @@ class TableWriter:
                 commit_properties=properties,
             )
         else:  # a new schema or partitioning: replace the table's metadata in the same commit
+            if _open(root).version() != table.version():
+                raise CommitFailedError("the table has a newer version than this write read")
             create_table_with_add_actions(
                 root,
                 delta_schema,
