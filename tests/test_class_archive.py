@@ -50,6 +50,19 @@ def test_another_pyspark_version_names_another_archive(archive_folder, monkeypat
     assert class_archive.archive_path() != before
 
 
+def test_a_rewritten_pyspark_jar_names_another_archive(archive_folder, tmp_path, monkeypatch):
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    (jars / "spark-core.jar").write_bytes(b"jar")
+    os.utime(jars / "spark-core.jar", (1_700_000_000, 1_700_000_000))
+    monkeypatch.setattr(class_archive, "pyspark_jars_folder", lambda: str(jars))
+    before = class_archive.archive_path()
+
+    os.utime(jars / "spark-core.jar", (1_700_000_100, 1_700_000_100))  # reinstalled, same bytes
+
+    assert class_archive.archive_path() != before
+
+
 def test_off_switches_the_archive_off(monkeypatch):
     monkeypatch.setenv(class_archive.ARCHIVE_FOLDER_ENV, "off")
 

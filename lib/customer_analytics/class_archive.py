@@ -51,6 +51,10 @@ def archive_path() -> str | None:
     """
     Where the archive for this Java, PySpark and ``delta-spark`` lives (it may not exist);
     None without a ``java`` to name it by, or when the archive is switched off.
+
+    The name also depends on the size and time of each of PySpark's JARs: the JVM ignores an
+    archive made from a class path whose JARs were since rewritten (PySpark reinstalled at the
+    same version, a new virtual environment), so such an install needs an archive of its own.
     """
     java = _java_executable()
     if java is None or archive_folder() == "off":
@@ -62,6 +66,7 @@ def archive_path() -> str | None:
         str(int(stat.st_mtime)),
         _version("pyspark"),
         _version("delta-spark"),
+        *_jar_stamps(),
     ]
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     return os.path.join(archive_folder(), f"spark-{_version('pyspark')}-{key}.jsa")
@@ -190,6 +195,23 @@ def _java_executable() -> str | None:
     if java_home and os.path.exists(os.path.join(java_home, "bin", "java")):
         return os.path.join(java_home, "bin", "java")
     return shutil.which("java")
+
+
+def pyspark_jars_folder() -> str:
+    """The folder of the JARs on the class path of PySpark's JVM."""
+    import pyspark
+
+    return os.path.join(os.path.dirname(pyspark.__file__), "jars")
+
+
+def _jar_stamps() -> list[str]:
+    """``name size mtime`` of each JAR in :func:`pyspark_jars_folder`."""
+    stamps = []
+    for entry in sorted(os.scandir(pyspark_jars_folder()), key=lambda e: e.name):
+        if entry.name.endswith(".jar"):
+            stat = entry.stat()
+            stamps.append(f"{entry.name} {stat.st_size} {int(stat.st_mtime)}")
+    return stamps
 
 
 def _version(distribution: str) -> str:
