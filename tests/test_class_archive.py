@@ -79,7 +79,7 @@ def test_a_local_session_adds_the_archive_to_the_driver_options(archive_folder, 
     builder = session.configure(SparkSession.Builder(), cfg, delta="deltalake")
 
     options = builder._options["spark.driver.extraJavaOptions"]
-    assert options.startswith("-Dmine=1 -XX:SharedArchiveFile=")
+    assert options.startswith("-Dmine=1 -XX:+UseParallelGC -XX:SharedArchiveFile=")
     assert options.endswith("-Xlog:cds+dynamic=off")
 
 

@@ -103,3 +103,32 @@ def test_sql_settings_apply_inside_the_block_and_are_put_back(spark):
     spark.conf.set("spark.sql.shuffle.partitions", suite_partitions)
     assert inside == ("5", "x")
     assert after == ("3", None)
+
+
+def _driver_options(monkeypatch, **spark_cfg) -> list[str]:
+    """The driver JVM options a new session of ``spark_cfg`` would start with."""
+    from pyspark.sql import SparkSession
+
+    from customer_analytics import class_archive, session
+    from customer_analytics.config import SparkConfig
+
+    monkeypatch.setenv(class_archive.ARCHIVE_FOLDER_ENV, "off")
+    monkeypatch.setattr(session, "_jvm_started", lambda: False)
+    builder = session.configure(SparkSession.Builder(), SparkConfig(**spark_cfg), delta="deltalake")
+    return builder._options["spark.driver.extraJavaOptions"].split()
+
+
+def test_a_local_session_uses_the_parallel_collector(monkeypatch):
+    assert _driver_options(monkeypatch, master="local[2]") == ["-Xss16m", "-XX:+UseParallelGC"]
+
+
+def test_a_local_session_keeps_a_collector_the_user_chose(monkeypatch):
+    options = _driver_options(
+        monkeypatch, master="local[2]", conf={"spark.driver.extraJavaOptions": "-XX:+UseG1GC"}
+    )
+
+    assert options == ["-XX:+UseG1GC"]
+
+
+def test_a_cluster_session_keeps_the_jvm_default_collector(monkeypatch):
+    assert _driver_options(monkeypatch, master="spark://127.0.0.1:7077") == ["-Xss16m"]

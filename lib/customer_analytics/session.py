@@ -20,6 +20,7 @@ and Parquet timestamps without a zone read as ``timestamp``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,10 @@ REQUIRED_CONF = {
 #: per frequent product in a basket: orders of hundreds of products (Online Retail has one of
 #: 1,114) overflow the default 1 MB thread stack. Only effective where Spark starts the JVMs.
 THREAD_STACK = "-Xss16m"
+#: Local mode, where one JVM on a few cores is driver and executor: the throughput collector
+#: instead of G1, whose concurrent marking and refinement threads take CPU from the tasks.
+#: Added only when the driver's options choose no collector of their own.
+LOCAL_GC = "-XX:+UseParallelGC"
 DEFAULT_CONF = {
     "spark.driver.extraJavaOptions": THREAD_STACK,
     "spark.executor.extraJavaOptions": THREAD_STACK,
@@ -119,6 +124,10 @@ def configure(
         # lack this package and its dependencies: in local mode they use the job's interpreter.
         # The SparkContext reads the variable, not spark.pyspark.python, when it starts.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if not _jvm_started():
+            options = settings.get("spark.driver.extraJavaOptions", "")
+            if not re.search(r"-XX:\+Use\w+GC\b", options):
+                settings["spark.driver.extraJavaOptions"] = f"{options} {LOCAL_GC}".strip()
         if use_class_archive and not _jvm_started():
             archive = " ".join(class_archive.java_options())
             if archive:
