@@ -9,11 +9,13 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from datetime import date, datetime
 
 import pytest
 from chispa import assert_df_equality
 from deltalake import DeltaTable
+from pyspark.sql import functions as F
 
 from customer_analytics.errors import ConcurrentWriteError
 from customer_analytics.tables import TableWriter, Warehouse, read_table, table_history
@@ -243,13 +245,13 @@ def test_two_native_writers_creating_one_table_at_once_one_commits_the_other_is_
     spark, tmp_path
 ):
     warehouse = Warehouse.for_path(spark, str(tmp_path / "wh"), backend="native")
-    # each write's single task sleeps 2 s, so both have read the (absent) table before either
-    # commits
-    slow = spark.range(0, 1, 1, 1).selectExpr(
-        "'x' as order_id", "length(reflect('java.lang.Thread', 'sleep', cast(2000 as bigint))) n"
-    )
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    # each write's single task waits for the other's: both have read the (absent) table
+    # before either commits, however late one of them starts
+    first, second = (_meeting_write(spark, str(marks), name) for name in ("a", "b"))
     outcomes = _race(
-        lambda: warehouse.write("orders", slow), lambda: warehouse.write("orders", slow)
+        lambda: warehouse.write("orders", first), lambda: warehouse.write("orders", second)
     )
 
     assert sorted(type(o).__name__ for o in outcomes) == ["Commit", "ConcurrentWriteError"]
@@ -303,6 +305,23 @@ def test_a_deltalake_writer_whose_table_changed_after_it_read_it_is_told(
 
     assert DeltaTable(warehouse.table_path("orders")).version() == 1
     assert_df_equality(warehouse.read("orders"), other)
+
+
+def _meeting_write(spark, marks: str, name: str):
+    """
+    One row whose task leaves the mark ``name`` in ``marks`` and returns when two marks are
+    there (or after 60 s): the tasks of two such writes run together.
+    """
+
+    def meet(mark):
+        open(os.path.join(marks, mark), "w").close()
+        deadline = time.monotonic() + 60
+        while len(os.listdir(marks)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return len(os.listdir(marks))
+
+    met = F.udf(meet, "int")
+    return spark.range(0, 1, 1, 1).select(F.lit("x").alias("order_id"), met(F.lit(name)).alias("n"))
 
 
 def _race(*writes):
