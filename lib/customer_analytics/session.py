@@ -127,12 +127,10 @@ def configure(
         if not _jvm_started():
             options = settings.get("spark.driver.extraJavaOptions", "")
             if not re.search(r"-XX:\+Use\w+GC\b", options):
-                settings["spark.driver.extraJavaOptions"] = f"{options} {LOCAL_GC}".strip()
-        if use_class_archive and not _jvm_started():
-            archive = " ".join(class_archive.java_options())
-            if archive:
-                current = settings.get("spark.driver.extraJavaOptions", "")
-                settings["spark.driver.extraJavaOptions"] = f"{current} {archive}".strip()
+                options = f"{options} {LOCAL_GC}"
+            if use_class_archive:
+                options = " ".join([options, *class_archive.java_options()])
+            settings["spark.driver.extraJavaOptions"] = options.strip()
     if delta != "deltalake" and not _jvm_started():
         packages = jars.packages_for(paths)
         with_jars = jars.JarSettings.for_packages(packages).apply(settings)

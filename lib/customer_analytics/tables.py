@@ -248,10 +248,10 @@ class TableWriter:
         return Commit(self._path, DeltaTable(root).version(), rows)
 
     def _commit(
-        self, root: str, read: DeltaTable | None, schema: StructType, actions: list[AddAction]
+        self, root: str, table: DeltaTable | None, schema: StructType, actions: list[AddAction]
     ) -> None:
         """
-        Commit ``actions`` as the next version after ``read``, the table as this write read it
+        Commit ``actions`` as the next version after ``table``, the table as this write read it
         before writing its files (``None``: there was no table).
         """
         from deltalake import CommitProperties
@@ -262,7 +262,6 @@ class TableWriter:
             if self._metadata
             else None
         )
-        table = read
         if table is None:
             create_table_with_add_actions(
                 root,
