@@ -116,8 +116,8 @@ RECONCILIATION_SCHEMA = StructType(
 #: Columns :func:`orders` keeps only ``with_attributes``, for :func:`customers`.
 CUSTOMER_ATTRIBUTES = (C.PRICE_SENSITIVITY, C.LIFESTAGE)
 
-#: Working columns of :func:`split_repeated`: a hash of a row's keys, and whether it repeats.
-_KEY_HASH, _REPEATED = "_key_hash", "_repeated"
+#: Working column of :func:`split_repeated`: a hash of a row's keys.
+_KEY_HASH = "_key_hash"
 #: Working columns of :func:`orders`: one input row's lines summed up.
 _ROW_QUANTITY, _ROW_LINE_AMOUNT = "_row_quantity", "_row_line_amount"
 _ROW_PRODUCTS, _ROW_ALL_RETURNS = "_row_products", "_row_all_returns"
@@ -332,15 +332,10 @@ def split_repeated(rows: DataFrame, keys: list[str]) -> tuple[DataFrame, DataFra
     grouping it by the keys themselves is exact.
     """
     hashed = rows.withColumn(_KEY_HASH, F.xxhash64(*[F.col(k) for k in keys]))
-    repeats = (
-        hashed.groupBy(_KEY_HASH)
-        .count()
-        .filter(F.col("count") > 1)
-        .select(_KEY_HASH, F.lit(True).alias(_REPEATED))
-    )
-    marked = hashed.join(F.broadcast(repeats), _KEY_HASH, "left")
-    once = marked.filter(F.col(_REPEATED).isNull()).select(*rows.columns)
-    repeated = marked.filter(F.col(_REPEATED)).select(*rows.columns)
+    repeats = F.broadcast(hashed.groupBy(_KEY_HASH).count().filter(F.col("count") > 1))
+    # An anti and a semi join: the same broadcast for both, which Spark computes once.
+    once = hashed.join(repeats.select(_KEY_HASH), _KEY_HASH, "left_anti").select(*rows.columns)
+    repeated = hashed.join(repeats.select(_KEY_HASH), _KEY_HASH, "left_semi").select(*rows.columns)
     return once, repeated
 
 

@@ -98,21 +98,22 @@ def run_ingest(ctx: JobContext, summary: StageSummary) -> None:
         )
         if not recon.balanced:
             raise RuntimeError(f"ingest does not reconcile, nothing written: {recon}")
-        lines = ctx.warehouse.write(ORDER_LINES, ingest.order_lines(prepared), run_id=ctx.run_id)
         orders = ingest.orders(prepared, with_attributes=True).persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            # with the attributes: features take each customer's latest value up to as_of
-            order_commit = ctx.warehouse.write(ORDERS, orders, run_id=ctx.run_id)
+            lines, order_commit, quarantined = write_together(
+                ctx,
+                {
+                    ORDER_LINES: ingest.order_lines(prepared),
+                    # with the attributes: features take each customer's latest value up to as_of
+                    ORDERS: orders,
+                    QUARANTINE: ingest.quarantine(prepared, ctx.run_id, datetime.now(UTC)),
+                },
+            )
             customer_commit = ctx.warehouse.write(
                 CUSTOMERS, ingest.customers(orders), run_id=ctx.run_id
             )
         finally:
             orders.unpersist()
-        quarantined = ctx.warehouse.write(
-            QUARANTINE,
-            ingest.quarantine(prepared, ctx.run_id, datetime.now(UTC)),
-            run_id=ctx.run_id,
-        )
     finally:
         prepared.unpersist()
     if lines.rows != recon.lines_written:
