@@ -1,6 +1,7 @@
 """
-Benchmark the pipeline at several data sizes, stage by stage, against two peers for ingest +
-features: the seed notebooks' pandas way and DuckDB SQL (GitHub issue #13).
+Benchmark the pipeline at several data sizes, stage by stage, against three peers for ingest +
+features: the seed notebooks' pandas way, DuckDB SQL and plain PySpark in two commands (GitHub
+issue #13).
 
 Usage::
 
@@ -26,8 +27,11 @@ For each size, in one run on the same files:
    (``python -m customer_analytics <stage> --conf conf/local.yaml --set source.path=DATA --set
    warehouse.path=WAREHOUSE``, plus Spark event logging into a folder per stage).
 3. The peers, each in its own process on the same Parquet files (``scripts/benchmark_peers.py``):
-   ``pandas`` (``json.loads`` per row, ``pd.to_datetime``, ``groupby``) and ``duckdb`` (SQL with
-   its JSON functions). They compute the ``customer_features`` columns ``customer_id``,
+   ``pandas`` (``json.loads`` per row, ``pd.to_datetime``, ``groupby``), ``duckdb`` (SQL with
+   its JSON functions) and ``spark`` (plain PySpark as two commands, each its own JVM with
+   ``conf/local.yaml``'s Spark settings: the first writes the accepted orders as Parquet, the
+   second the features; no Delta, no quarantine or other table: what Spark alone costs here for
+   the compared work). They compute the ``customer_features`` columns ``customer_id``,
    ``as_of``, ``total_visits``, ``total_spend``, ``total_items``, ``distinct_products``,
    ``first_order_date``, ``last_order_date`` and ``recency_days`` (why these: the docstring of
    ``benchmark_peers.py``); the project's two stages also write ``order_lines``, ``orders``,
@@ -43,8 +47,9 @@ Measured per process (a stage or a peer):
   rows / seconds;
 - ``peak RSS``: the largest resident memory (VmRSS in ``/proc``) sampled every 0.2 s: of the
   command's java processes for a stage (the driver JVM; local mode runs the executors in it),
-  of the peer's process for a peer, or its ``ru_maxrss`` from ``wait4`` when larger (exact for
-  one process; samples can miss a short peak);
+  of the peer's processes for a peer (the ``spark`` peer's JVMs included), or its
+  ``ru_maxrss`` from ``wait4`` when larger (exact for one process; samples can miss a short
+  peak);
 - ``Spark jobs``: ``SparkListenerJobStart`` events in the stage's event log (and
   ``SparkListenerStageSubmitted`` for Spark stages).
 
@@ -59,7 +64,7 @@ peer with the ratio (project seconds / peer seconds: below 1 the project is fast
 of each stage's seconds from one size to the next (the target for doubling the data is at most
 2.1), the equality check, and the machine (cores, memory, load average at start and end).
 
-Exit code 0 when every stage ran and both peers matched the project on the smallest size, 1
+Exit code 0 when every stage ran and every peer matched the project on the smallest size, 1
 otherwise.
 """
 
@@ -100,7 +105,11 @@ DEFAULT_CONF = "conf/local.yaml"
 SAMPLE_SECONDS = 0.2
 #: Growth target: a stage's seconds at twice the data over its seconds at the smaller size.
 DOUBLING_TARGET = 2.1
-PEER_LABELS = {"pandas": "pandas (notebook)", "duckdb": "DuckDB SQL"}
+PEER_LABELS = {
+    "pandas": "pandas (notebook)",
+    "duckdb": "DuckDB SQL",
+    "spark": "plain PySpark (2 commands)",
+}
 MIB = 1024 * 1024
 
 _SUMMARY = re.compile(
@@ -629,7 +638,8 @@ def peer_command(peer: str, data: Path, output: Path, source: config.SourceConfi
     command = [sys.executable, str(SCRIPTS / "benchmark_peers.py"), peer]
     command += ["--source", str(data), "--output", str(output)]
     for pattern in source.effective_date_formats():
-        command += ["--date-format", benchmark_peers.strptime_format(pattern)]
+        text = pattern if peer == "spark" else benchmark_peers.strptime_format(pattern)
+        command += ["--date-format", text]
     for period in source.exclude_periods:
         command += ["--exclude", f"{period.start.isoformat()}:{period.end.isoformat()}"]
     return command
@@ -641,7 +651,10 @@ def run_peer(
     """Run one peer in its own process; a failure is a result (did not complete), not an error."""
     output = run_dir / "peers" / f"{peer}.parquet"
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.unlink(missing_ok=True)
+    for leftover in (output, output.with_name(f"{output.name}.orders")):
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        leftover.unlink(missing_ok=True)
     measured = run_measured(
         peer_command(peer, data, output, source),
         log=run_dir / "logs" / f"peer-{peer}.log",

@@ -1,13 +1,22 @@
 """
-The two peers that ``scripts/benchmark.py`` runs beside ``ingest`` + ``features``: the seed
-notebooks' pandas way and DuckDB SQL, each computing part of ``customer_features`` from the same
-``product_json`` Parquet files the project reads.
+The three peers that ``scripts/benchmark.py`` runs beside ``ingest`` + ``features``: the seed
+notebooks' pandas way, DuckDB SQL and plain PySpark, each computing part of
+``customer_features`` from the same ``product_json`` Parquet files the project reads.
 
 Usage (the benchmark starts each peer in its own process, to measure its time and memory)::
 
     python scripts/benchmark_peers.py pandas --source DIR/transactions --output OUT.parquet \
         [--date-format '%Y-%m-%d %H:%M:%S' ...] [--exclude 2021-01-01:2021-12-31 ...]
     python scripts/benchmark_peers.py duckdb --source DIR/transactions --output OUT.parquet ...
+    python scripts/benchmark_peers.py spark --source DIR/transactions --output OUT_FOLDER \
+        [--date-format 'yyyy-MM-dd HH:mm:ss' ...] [--exclude ...]
+
+``spark`` runs two commands as a user runs two jobs, each its own JVM (``conf/local.yaml``'s
+Spark settings, no Delta JARs): ``spark-orders`` writes the accepted orders to
+``OUT_FOLDER.orders`` (Parquet) and ``spark-features`` the features from them. It does only
+the compared work, the way a plain script would (``dropDuplicates``, ``from_json``, one
+aggregation), with no quarantine, no Delta and no other table: what Spark itself costs on the
+machine for this work, a floor for the project's two commands.
 
 Each prints one line as the project's jobs do (``[pandas] rows in N, rows out M, S s``) and
 writes one row per member to ``--output`` with the columns of :data:`FEATURE_COLUMNS`.
@@ -51,6 +60,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -60,7 +70,10 @@ from pathlib import Path
 
 from customer_analytics import columns as C
 
-PEERS = ("pandas", "duckdb")
+PEERS = ("pandas", "duckdb", "spark")
+#: The two commands of the ``spark`` peer, run by it (not by the benchmark).
+SPARK_COMMANDS = ("spark-orders", "spark-features")
+REPO = Path(__file__).resolve().parent.parent
 
 #: The export's columns the peers read (seed 000's names; ``product_json`` in config.py).
 TRANSACTION_ID, CUSTOMER_ID, TRANSACTION_DATE = "transaction_id", "customer_id", "transaction_date"
@@ -437,6 +450,150 @@ def duckdb_features(
 
 
 # ---------------------------------------------------------------------------------------------
+# Plain PySpark in two commands: Spark's floor on this machine
+
+
+def spark_orders(spark, source: str, *, date_formats: Sequence[str]):
+    """
+    The first command of the plain PySpark peer: the accepted orders of ``source``.
+
+    Parameters
+    ----------
+    spark : SparkSession
+    source : str
+        A Parquet file or folder of ``product_json`` transactions (as :func:`pandas_features`).
+    date_formats : sequence of str
+        Spark datetime patterns tried in order on ``transaction_date`` (not strptime formats).
+
+    Returns
+    -------
+    DataFrame
+        One row per distinct accepted input row: ``order_id``, ``customer_id`` (text),
+        ``order_ts``, ``order_amount``, ``item_count`` (the sum of the quantities),
+        ``is_return`` and ``products`` (the ids of the lines with a positive quantity).
+    """
+    from pyspark.sql import functions as F
+
+    def text(name: str):
+        trimmed = F.trim(F.col(name))
+        return F.when(trimmed != "", trimmed)
+
+    schema = "array<struct<product_id:string,quantity:double,unit_price:double>>"
+    rows = spark.read.parquet(source).dropDuplicates()
+    parsed = rows.select(
+        text(TRANSACTION_ID).alias(C.ORDER_ID),
+        F.trim(F.col(CUSTOMER_ID).cast("string")).alias(C.CUSTOMER_ID),
+        F.coalesce(
+            *[F.try_to_timestamp(text(TRANSACTION_DATE), F.lit(f)) for f in date_formats]
+        ).alias(C.ORDER_TS),
+        F.col(TOTAL_AMT).try_cast("double").alias(C.ORDER_AMOUNT),
+        F.from_json(text(PRODUCT_JSON), schema).alias("items"),
+    )
+    items = F.col("items")
+    product_ids = F.transform(
+        items, lambda p: F.when(F.trim(p[C.PRODUCT_ID]) != "", F.trim(p[C.PRODUCT_ID]))
+    )
+    lines = F.size(items)
+    accepted = parsed.filter(
+        F.col(C.ORDER_ID).isNotNull()
+        & F.col(C.ORDER_AMOUNT).isNotNull()
+        & (lines > 0)
+        & (F.size(F.array_compact(product_ids)) == lines)
+        & (F.size(F.array_compact(items[C.QUANTITY])) == lines)
+        & ~F.array_contains(items[C.QUANTITY], F.lit(0.0))
+        & ~F.coalesce(F.array_min(items[C.UNIT_PRICE]) < 0, F.lit(False))
+        & F.col(C.ORDER_TS).isNotNull()
+    )
+    return accepted.select(
+        C.ORDER_ID,
+        C.CUSTOMER_ID,
+        C.ORDER_TS,
+        C.ORDER_AMOUNT,
+        F.aggregate(items[C.QUANTITY], F.lit(0.0), lambda total, q: total + q).alias(C.ITEM_COUNT),
+        ((F.col(C.ORDER_AMOUNT) < 0) | F.forall(items, lambda p: p[C.QUANTITY] < 0)).alias(
+            C.IS_RETURN
+        ),
+        F.array_compact(
+            F.transform(items, lambda p: F.when(p[C.QUANTITY] > 0, F.trim(p[C.PRODUCT_ID])))
+        ).alias("products"),
+    )
+
+
+def spark_features(orders, *, exclude: Sequence[Period] = ()):
+    """
+    The second command of the plain PySpark peer: :data:`FEATURE_COLUMNS` from
+    :func:`spark_orders`' table (``as_of`` the last accepted order's date, one small job).
+    """
+    from pyspark.sql import functions as F
+
+    day = F.to_date(C.ORDER_TS)
+    as_of = orders.agg(F.max(day)).first()[0]
+    in_window = day <= F.lit(as_of)
+    for period in exclude:
+        in_window &= ~day.between(F.lit(period.start), F.lit(period.end))
+    visits = orders.filter(F.col(C.CUSTOMER_ID).isNotNull() & ~F.col(C.IS_RETURN) & in_window)
+    per_customer = visits.groupBy(C.CUSTOMER_ID).agg(
+        F.count_distinct(C.ORDER_ID).alias(C.TOTAL_VISITS),
+        F.sum(C.ORDER_AMOUNT).alias(C.TOTAL_SPEND),
+        F.sum(C.ITEM_COUNT).alias(C.TOTAL_ITEMS),
+        F.size(F.array_distinct(F.flatten(F.collect_list("products"))))
+        .cast("long")
+        .alias(C.DISTINCT_PRODUCTS),
+        F.min(day).alias(C.FIRST_ORDER_DATE),
+        F.max(day).alias(C.LAST_ORDER_DATE),
+    )
+    return per_customer.select(
+        C.CUSTOMER_ID,
+        F.lit(as_of).alias(C.AS_OF),
+        C.TOTAL_VISITS,
+        C.TOTAL_SPEND,
+        C.TOTAL_ITEMS,
+        C.DISTINCT_PRODUCTS,
+        C.FIRST_ORDER_DATE,
+        C.LAST_ORDER_DATE,
+        F.datediff(F.lit(as_of), F.col(C.LAST_ORDER_DATE)).alias(C.RECENCY_DAYS),
+    )
+
+
+def spark_session():
+    """A local session with ``conf/local.yaml``'s Spark settings (the project's JVM options),
+    no Delta JARs."""
+    from pyspark.sql import SparkSession
+
+    from customer_analytics.config import load
+    from customer_analytics.session import configure
+
+    settings = load(REPO / "conf" / "local.yaml").spark
+    return configure(SparkSession.builder, settings, delta="deltalake").getOrCreate()
+
+
+def parquet_rows(path: str | Path) -> int:
+    """Rows of a Parquet file or of the ``part-*`` files of a folder, from their footers."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    return sum(
+        pq.ParquetFile(f).metadata.num_rows for f in files if not f.name.startswith((".", "_"))
+    )
+
+
+def run_spark_peer(source: str, output: str, *, spark_formats: Sequence[str], exclude) -> None:
+    """
+    The plain PySpark peer as a user runs two jobs: two commands, each its own JVM, the first
+    writing the accepted orders (``<output>.orders``, Parquet), the second the features.
+    """
+    orders = f"{output}.orders"
+    common = [sys.executable, str(Path(__file__).resolve())]
+    first = [*common, "spark-orders", "--source", source, "--output", orders]
+    first += [arg for f in spark_formats for arg in ("--date-format", f)]
+    second = [*common, "spark-features", "--source", orders, "--output", output]
+    second += [arg for p in exclude for arg in ("--exclude", f"{p.start}:{p.end}")]
+    for command in (first, second):
+        subprocess.run(command, check=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # Comparing with the project's customer_features
 
 
@@ -534,15 +691,18 @@ def compare_features(project, peer, *, examples: int = 3) -> Comparison:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one peer on ``--source``, write ``--output``, print its summary line; return 0."""
-    parser = argparse.ArgumentParser(description="Run one benchmark peer (pandas or duckdb).")
-    parser.add_argument("peer", choices=PEERS)
+    parser = argparse.ArgumentParser(description="Run one benchmark peer.")
+    parser.add_argument("peer", choices=PEERS + SPARK_COMMANDS)
     parser.add_argument("--source", required=True, help="Parquet file or folder")
-    parser.add_argument("--output", required=True, help="Parquet file to write")
+    parser.add_argument(
+        "--output", required=True, help="Parquet file to write (a folder for spark)"
+    )
     parser.add_argument(
         "--date-format",
         action="append",
         default=None,
-        help="strptime format, tried in order (repeatable; default '%%Y-%%m-%%d %%H:%%M:%%S')",
+        help="tried in order (repeatable): a strptime format for pandas and duckdb (default "
+        "'%%Y-%%m-%%d %%H:%%M:%%S'), a Spark pattern for spark (default 'yyyy-MM-dd HH:mm:ss')",
     )
     parser.add_argument(
         "--exclude",
@@ -553,9 +713,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="excluded period, e.g. 2021-01-01:2021-12-31 (repeatable)",
     )
     args = parser.parse_args(argv)
-    formats = args.date_format or ["%Y-%m-%d %H:%M:%S"]
+    spark_peer = args.peer.startswith("spark")
+    formats = args.date_format or ["yyyy-MM-dd HH:mm:ss" if spark_peer else "%Y-%m-%d %H:%M:%S"]
     started = time.perf_counter()
-    if args.peer == "pandas":
+    if args.peer in SPARK_COMMANDS:
+        spark = spark_session()
+        spark.sparkContext.setLogLevel("ERROR")
+        if args.peer == "spark-orders":
+            table = spark_orders(spark, args.source, date_formats=formats)
+        else:
+            table = spark_features(spark.read.parquet(args.source), exclude=args.exclude)
+        table.write.mode("overwrite").parquet(args.output)
+        print(f"[{args.peer}] {time.perf_counter() - started:.1f} s", flush=True)
+        return 0
+    if args.peer == "spark":
+        run_spark_peer(args.source, args.output, spark_formats=formats, exclude=args.exclude)
+        rows_in, rows_out = parquet_rows(args.source), parquet_rows(args.output)
+    elif args.peer == "pandas":
         rows_in, features = pandas_features(args.source, date_formats=formats, exclude=args.exclude)
         features.to_parquet(args.output, index=False)
         rows_out = len(features)
@@ -563,9 +737,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows_in, _ = duckdb_features(
             args.source, date_formats=formats, exclude=args.exclude, output=args.output
         )
-        import pyarrow.parquet as pq
-
-        rows_out = pq.ParquetFile(args.output).metadata.num_rows
+        rows_out = parquet_rows(args.output)
     seconds = time.perf_counter() - started
     print(f"[{args.peer}] rows in {rows_in:,}, rows out {rows_out:,}, {seconds:.1f} s", flush=True)
     return 0

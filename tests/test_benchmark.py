@@ -1,7 +1,8 @@
 """
-The benchmark's peers (``scripts/benchmark_peers.py``): pandas and DuckDB compute the compared
-``customer_features`` columns from a few hand-written ``product_json`` rows, with the expected
-values worked out here; one test runs the project's own ingest and features on the same rows.
+The benchmark's peers (``scripts/benchmark_peers.py``): pandas, DuckDB and plain PySpark compute
+the compared ``customer_features`` columns from a few hand-written ``product_json`` rows, with the
+expected values worked out here; one test runs the project's own ingest and features on the same
+rows.
 """
 
 from __future__ import annotations
@@ -124,6 +125,12 @@ def test_duckdb_peer_computes_the_hand_worked_features(peers, source, options):
     pytest.importorskip("duckdb")
     rows_in, features = peers.duckdb_features(source, **options)
     assert rows_in == len(ROWS)
+    pd.testing.assert_frame_equal(sorted_rows(features), EXPECTED, check_dtype=False)
+
+
+def test_spark_peer_computes_the_hand_worked_features(spark, peers, source, options):
+    orders = peers.spark_orders(spark, source, date_formats=DEFAULT_DATE_FORMATS["product_json"])
+    features = peers.spark_features(orders, exclude=options["exclude"]).toPandas()
     pd.testing.assert_frame_equal(sorted_rows(features), EXPECTED, check_dtype=False)
 
 
