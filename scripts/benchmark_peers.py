@@ -79,7 +79,7 @@ REPO = Path(__file__).resolve().parent.parent
 TRANSACTION_ID, CUSTOMER_ID, TRANSACTION_DATE = "transaction_id", "customer_id", "transaction_date"
 TOTAL_AMT, PRODUCT_JSON = "total_amt", "product_json"
 
-#: The ``customer_features`` columns both peers write, in this order.
+#: The ``customer_features`` columns every peer writes, in this order.
 FEATURE_COLUMNS = (
     C.CUSTOMER_ID,
     C.AS_OF,
@@ -542,16 +542,12 @@ def spark_features(orders, *, exclude: Sequence[Period] = ()):
         F.min(day).alias(C.FIRST_ORDER_DATE),
         F.max(day).alias(C.LAST_ORDER_DATE),
     )
+    computed = {
+        C.AS_OF: F.lit(as_of),
+        C.RECENCY_DAYS: F.datediff(F.lit(as_of), F.col(C.LAST_ORDER_DATE)),
+    }
     return per_customer.select(
-        C.CUSTOMER_ID,
-        F.lit(as_of).alias(C.AS_OF),
-        C.TOTAL_VISITS,
-        C.TOTAL_SPEND,
-        C.TOTAL_ITEMS,
-        C.DISTINCT_PRODUCTS,
-        C.FIRST_ORDER_DATE,
-        C.LAST_ORDER_DATE,
-        F.datediff(F.lit(as_of), F.col(C.LAST_ORDER_DATE)).alias(C.RECENCY_DAYS),
+        *[computed.get(name, F.col(name)).alias(name) for name in FEATURE_COLUMNS]
     )
 
 
