@@ -552,8 +552,7 @@ def spark_features(orders, *, exclude: Sequence[Period] = ()):
 
 
 def spark_session():
-    """A local session with ``conf/local.yaml``'s Spark settings (the project's JVM options),
-    no Delta JARs."""
+    """A local session with ``conf/local.yaml``'s Spark settings and JVM options, no Delta."""
     from pyspark.sql import SparkSession
 
     from customer_analytics.config import load
