@@ -651,7 +651,7 @@ def run_peer(
     """Run one peer in its own process; a failure is a result (did not complete), not an error."""
     output = run_dir / "peers" / f"{peer}.parquet"
     output.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in (output, output.with_name(f"{output.name}.orders")):
+    for leftover in (output, Path(benchmark_peers.spark_orders_path(output))):
         if leftover.is_dir():
             shutil.rmtree(leftover)
         leftover.unlink(missing_ok=True)

@@ -474,25 +474,23 @@ def spark_orders(spark, source: str, *, date_formats: Sequence[str]):
     """
     from pyspark.sql import functions as F
 
-    def text(name: str):
-        trimmed = F.trim(F.col(name))
+    def text(value):
+        trimmed = F.trim(value)
         return F.when(trimmed != "", trimmed)
 
     schema = "array<struct<product_id:string,quantity:double,unit_price:double>>"
     rows = spark.read.parquet(source).dropDuplicates()
     parsed = rows.select(
-        text(TRANSACTION_ID).alias(C.ORDER_ID),
+        text(F.col(TRANSACTION_ID)).alias(C.ORDER_ID),
         F.trim(F.col(CUSTOMER_ID).cast("string")).alias(C.CUSTOMER_ID),
         F.coalesce(
-            *[F.try_to_timestamp(text(TRANSACTION_DATE), F.lit(f)) for f in date_formats]
+            *[F.try_to_timestamp(text(F.col(TRANSACTION_DATE)), F.lit(f)) for f in date_formats]
         ).alias(C.ORDER_TS),
         F.col(TOTAL_AMT).try_cast("double").alias(C.ORDER_AMOUNT),
-        F.from_json(text(PRODUCT_JSON), schema).alias("items"),
+        F.from_json(text(F.col(PRODUCT_JSON)), schema).alias("items"),
     )
     items = F.col("items")
-    product_ids = F.transform(
-        items, lambda p: F.when(F.trim(p[C.PRODUCT_ID]) != "", F.trim(p[C.PRODUCT_ID]))
-    )
+    product_ids = F.transform(items, lambda p: text(p[C.PRODUCT_ID]))
     lines = F.size(items)
     accepted = parsed.filter(
         F.col(C.ORDER_ID).isNotNull()
@@ -573,12 +571,17 @@ def parquet_rows(path: str | Path) -> int:
     )
 
 
+def spark_orders_path(output: str | Path) -> str:
+    """Where the ``spark`` peer's first command writes the accepted orders, beside ``output``."""
+    return f"{output}.orders"
+
+
 def run_spark_peer(source: str, output: str, *, spark_formats: Sequence[str], exclude) -> None:
     """
     The plain PySpark peer as a user runs two jobs: two commands, each its own JVM, the first
     writing the accepted orders (``<output>.orders``, Parquet), the second the features.
     """
-    orders = f"{output}.orders"
+    orders = spark_orders_path(output)
     common = [sys.executable, str(Path(__file__).resolve())]
     first = [*common, "spark-orders", "--source", source, "--output", orders]
     first += [arg for f in spark_formats for arg in ("--date-format", f)]
