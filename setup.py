@@ -9,7 +9,7 @@ from setuptools import find_packages, setup
 SPARK = [
     "pyspark>=4.2,<4.3",
     # the version whose JARs (io.delta:delta-spark_4.2_2.13) are on Maven Central: the
-    # session loads the JARs of the installed delta-spark (customer_analytics.jars)
+    # session loads the JARs of the installed delta-spark (customer_analytics.runtime.jars)
     "delta-spark==4.4.0",
 ]
 
@@ -30,7 +30,7 @@ setup(
     include_package_data=True,
     # defaults shipped as data files (the default segment naming rules); MANIFEST.in puts
     # them in the source distribution too
-    package_data={"customer_analytics.defaults": ["*.yaml"]},
+    package_data={"customer_analytics.config.defaults": ["*.yaml"]},
     install_requires=[
         "deltalake>=1.1,<2",
         "pyarrow>=15",
@@ -54,6 +54,8 @@ setup(
             "pytest>=8",
             "chispa>=0.10",
             "ruff>=0.6",
+            # the layers contract in pyproject.toml (tests/test_layers.py)
+            "import-linter>=2.1",
             "lifetimes>=0.11",
             "moto[server]>=5.1",
             "setuptools>=70.1",

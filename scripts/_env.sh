@@ -35,13 +35,13 @@ if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
   touch "$stamp"
 fi
-jars_stamp=".venv/.jars-$(.venv/bin/python -m customer_analytics.jars show | tr ':\n' '_-')"
+jars_stamp=".venv/.jars-$(.venv/bin/python -m customer_analytics.runtime.jars show | tr ':\n' '_-')"
 if [ ! -f "$jars_stamp" ]; then
   echo "== caching the Delta Lake JARs from Maven Central (first time only)"
-  if .venv/bin/python -m customer_analytics.jars fetch; then touch "$jars_stamp"; fi
+  if .venv/bin/python -m customer_analytics.runtime.jars fetch; then touch "$jars_stamp"; fi
 fi
 if [ "${CUSTOMER_ANALYTICS_CLASS_ARCHIVE:-}" != "off" ] &&
-  ! .venv/bin/python -m customer_analytics.class_archive show | grep -q "(present)$"; then
+  ! .venv/bin/python -m customer_analytics.tools.class_archive show | grep -q "(present)$"; then
   echo "== making the JVM class archive, so that every local job starts faster (first time only, about a minute)"
-  .venv/bin/python -m customer_analytics.class_archive create || true
+  .venv/bin/python -m customer_analytics.tools.class_archive create || true
 fi

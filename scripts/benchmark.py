@@ -94,8 +94,9 @@ sys.path.insert(0, str(SCRIPTS))
 
 import benchmark_peers  # noqa: E402
 
-from customer_analytics import config  # noqa: E402
-from customer_analytics.pipeline import CUSTOMER_FEATURES, PIPELINE  # noqa: E402
+from customer_analytics.config import loader  # noqa: E402
+from customer_analytics.config.schema import SourceConfig  # noqa: E402
+from customer_analytics.orchestration.jobs import CUSTOMER_FEATURES, PIPELINE  # noqa: E402
 
 SEED_TRANSACTIONS = 2_406_316
 TEN_MILLION = 10_000_000
@@ -633,7 +634,7 @@ def run_stage(job: str, run_dir: Path, data: Path, args, env: dict[str, str]) ->
     )
 
 
-def peer_command(peer: str, data: Path, output: Path, source: config.SourceConfig) -> list[str]:
+def peer_command(peer: str, data: Path, output: Path, source: SourceConfig) -> list[str]:
     """The command of one peer, with the configuration's date formats and excluded periods."""
     command = [sys.executable, str(SCRIPTS / "benchmark_peers.py"), peer]
     command += ["--source", str(data), "--output", str(output)]
@@ -645,9 +646,7 @@ def peer_command(peer: str, data: Path, output: Path, source: config.SourceConfi
     return command
 
 
-def run_peer(
-    peer: str, run_dir: Path, data: Path, source: config.SourceConfig, args, env
-) -> PeerResult:
+def run_peer(peer: str, run_dir: Path, data: Path, source: SourceConfig, args, env) -> PeerResult:
     """Run one peer in its own process; a failure is a result (did not complete), not an error."""
     output = run_dir / "peers" / f"{peer}.parquet"
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -681,7 +680,7 @@ def run_peer(
     return result
 
 
-def run_size(size: Size, args, source: config.SourceConfig, env) -> SizeResult:
+def run_size(size: Size, args, source: SourceConfig, env) -> SizeResult:
     """Generate (or reuse) the data of one size, run the stages, then the peers."""
     work = args.work
     data, generation = ensure_data(size, work, args.seed, env)
@@ -1059,7 +1058,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def peer_source_config(args: argparse.Namespace) -> config.SourceConfig:
+def peer_source_config(args: argparse.Namespace) -> SourceConfig:
     """
     The configuration's ``source`` section (date formats, excluded periods) for the peers.
 
@@ -1068,7 +1067,7 @@ def peer_source_config(args: argparse.Namespace) -> config.SourceConfig:
     SystemExit
         When the configuration asks for what the peers do not implement.
     """
-    cfg = config.load(args.conf, [f"source.path={args.work}", *args.set])
+    cfg = loader.load(args.conf, [f"source.path={args.work}", *args.set])
     if cfg.source.kind != "product_json":
         sys.exit(f"benchmark: the peers read product_json sources, not {cfg.source.kind}")
     if cfg.features.as_of is not None or cfg.features.lookback_days is not None:

@@ -18,9 +18,10 @@ import time
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from customer_analytics.config import SparkConfig
-from customer_analytics.session import configure, native_delta_enabled
-from customer_analytics.tables import Warehouse
+from customer_analytics.config.schema import SparkConfig
+from customer_analytics.core.delta import native_delta_enabled
+from customer_analytics.io.tables import Warehouse
+from customer_analytics.runtime.session import configure
 
 
 def sample_frame(spark: SparkSession, rows: int):

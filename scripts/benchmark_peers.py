@@ -33,7 +33,7 @@ weekly and monthly figures, the last three baskets, BTYD and MTBP are more of th
 aggregations over the same rows, RFM scores rest on Spark's ``percentile_approx`` (not exactly
 reproducible elsewhere), and ``store_id`` is a mode with tie-breaking.
 
-The rules follow ``customer_analytics.ingest`` and ``features``:
+The rules follow ``customer_analytics.stages.ingest`` and ``features``:
 
 - exact duplicate input rows count once;
 - a row is rejected (quarantined) when the transaction id is empty, ``total_amt`` is null, the
@@ -68,7 +68,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from customer_analytics import columns as C
+from customer_analytics.core import columns as C
 
 PEERS = ("pandas", "duckdb", "spark")
 #: The two commands of the ``spark`` peer, run by it (not by the benchmark).
@@ -553,8 +553,8 @@ def spark_session():
     """A local session with ``conf/local.yaml``'s Spark settings and JVM options, no Delta."""
     from pyspark.sql import SparkSession
 
-    from customer_analytics.config import load
-    from customer_analytics.session import configure
+    from customer_analytics.config.schema import load
+    from customer_analytics.runtime.session import configure
 
     settings = load(REPO / "conf" / "local.yaml").spark
     return configure(SparkSession.builder, settings, delta="deltalake").getOrCreate()

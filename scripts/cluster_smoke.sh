@@ -150,7 +150,7 @@ except Exception:
 seconds_since() { "$PY" -c 'import sys, time; print(f"{time.time() - float(sys.argv[1]):.1f}")' "$1"; }
 
 SPARK_HOME=$("$PY" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
-DELTA=$("$PY" -m customer_analytics.jars show | head -n 1)
+DELTA=$("$PY" -m customer_analytics.runtime.jars show | head -n 1)
 EXCLUDES=$("$PY" -c 'from customer_analytics import jars; print(",".join(jars.DELTA_EXCLUDES))')
 export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1 SPARK_LOCAL_DIRS="$TMP/local"
 export SPARK_WORKER_DIR="$TMP/work" SPARK_LOG_DIR="$TMP/logs" SPARK_PID_DIR="$TMP"

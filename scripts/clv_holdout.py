@@ -19,8 +19,8 @@ from datetime import date
 from pathlib import Path
 
 from customer_analytics import cli
-from customer_analytics import columns as C
-from customer_analytics.clv import holdout_summary, holdout_visits
+from customer_analytics.core import columns as C
+from customer_analytics.stages.clv import holdout_summary, holdout_visits
 
 
 def main() -> int:
@@ -54,7 +54,7 @@ def main() -> int:
 
     from pyspark.sql import SparkSession
 
-    from customer_analytics.tables import Warehouse
+    from customer_analytics.io.tables import Warehouse
 
     tables = Warehouse.for_path(SparkSession.getActiveSession(), str(warehouse))
     summary = tables.read("customer_features").select(

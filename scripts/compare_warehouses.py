@@ -22,36 +22,35 @@ import os
 import sys
 import time
 
-from customer_analytics import columns as C
-from customer_analytics import pipeline
-from customer_analytics.runs import RUNS_TABLE
+from customer_analytics.core import catalog
+from customer_analytics.core import columns as C
 
 #: Every table ``customer-analytics pipeline`` writes.
 PIPELINE_TABLES = (
-    pipeline.ORDER_LINES,
-    pipeline.ORDERS,
-    pipeline.CUSTOMERS,
-    pipeline.QUARANTINE,
-    pipeline.INGEST_RECONCILIATION,
-    pipeline.CUSTOMER_FEATURES,
-    pipeline.MONTHLY_SALES,
-    pipeline.CUSTOMER_CLV,
-    pipeline.CLV_MODELS,
-    pipeline.KMEANS_SELECTION,
-    pipeline.CUSTOMER_SEGMENTS,
-    pipeline.SEGMENT_PROFILES,
-    pipeline.SEGMENT_HISTORY,
-    pipeline.FEATURE_IMPORTANCE,
-    pipeline.SEGMENT_TOP_PRODUCTS,
-    pipeline.BASKET_RULES,
-    pipeline.CUSTOMER_RECOMMENDATIONS,
-    pipeline.RECOMMENDATION_EVAL,
-    RUNS_TABLE,
+    catalog.ORDER_LINES,
+    catalog.ORDERS,
+    catalog.CUSTOMERS,
+    catalog.QUARANTINE,
+    catalog.INGEST_RECONCILIATION,
+    catalog.CUSTOMER_FEATURES,
+    catalog.MONTHLY_SALES,
+    catalog.CUSTOMER_CLV,
+    catalog.CLV_MODELS,
+    catalog.KMEANS_SELECTION,
+    catalog.CUSTOMER_SEGMENTS,
+    catalog.SEGMENT_PROFILES,
+    catalog.SEGMENT_HISTORY,
+    catalog.FEATURE_IMPORTANCE,
+    catalog.SEGMENT_TOP_PRODUCTS,
+    catalog.BASKET_RULES,
+    catalog.CUSTOMER_RECOMMENDATIONS,
+    catalog.RECOMMENDATION_EVAL,
+    catalog.RUNS,
 )
 #: The tables of the stages ``pipeline --skip`` may leave out.
 STAGE_TABLES = {
-    "clv": (pipeline.CUSTOMER_CLV, pipeline.CLV_MODELS),
-    "evaluate": (pipeline.RECOMMENDATION_EVAL,),
+    "clv": (catalog.CUSTOMER_CLV, catalog.CLV_MODELS),
+    "evaluate": (catalog.RECOMMENDATION_EVAL,),
 }
 #: Columns whose values are the run's own: its id, when it ran, how long a step took.
 RUN_COLUMNS = (C.RUN_ID, C.INGESTED_AT, C.SECONDS)
@@ -87,16 +86,16 @@ def check(warehouse: str, skipped: tuple[str, ...] = ()) -> list[str]:
         except Exception as exc:  # TableNotFoundError, or a log that does not read
             problems.append(f"table {name} in {warehouse}: {type(exc).__name__}: {exc}")
     if not problems:
-        runs = DeltaTable(os.path.join(warehouse, RUNS_TABLE)).to_pyarrow_table().to_pylist()
+        runs = DeltaTable(os.path.join(warehouse, catalog.RUNS)).to_pyarrow_table().to_pylist()
         statuses = [r[C.STATUS] for r in runs]
         if statuses != ["succeeded"]:
             problems.append(f"runs in {warehouse}: expected one succeeded run, got {statuses}")
     if not problems:
         print(
             f"{len(expected)} Delta tables read with deltalake "
-            f"({rows[pipeline.ORDER_LINES]:,} order_lines, "
-            f"{rows[pipeline.CUSTOMER_SEGMENTS]:,} customer_segments, "
-            f"{rows[pipeline.BASKET_RULES]:,} basket_rules)"
+            f"({rows[catalog.ORDER_LINES]:,} order_lines, "
+            f"{rows[catalog.CUSTOMER_SEGMENTS]:,} customer_segments, "
+            f"{rows[catalog.BASKET_RULES]:,} basket_rules)"
         )
     return problems
 
@@ -106,8 +105,8 @@ def compare(first: str, second: str) -> list[str]:
     from chispa import assert_approx_df_equality, assert_df_equality
     from pyspark.sql import SparkSession
 
-    from customer_analytics.config import SparkConfig
-    from customer_analytics.session import configure
+    from customer_analytics.config.schema import SparkConfig
+    from customer_analytics.runtime.session import configure
 
     names = tables_in(first)
     if names != tables_in(second):
@@ -127,7 +126,7 @@ def compare(first: str, second: str) -> list[str]:
     problems, compared = [], 0
     try:
         for name in names:
-            if name == RUNS_TABLE:
+            if name == catalog.RUNS:
                 continue
             t0 = time.perf_counter()
             a = spark.read.format("delta").load(os.path.join(first, name))
@@ -154,7 +153,7 @@ def compare(first: str, second: str) -> list[str]:
     if not problems:
         print(
             f"tables equal: {compared} tables compared, all equal (chispa, row order ignored; "
-            f"left out: the {RUNS_TABLE} table and the columns "
+            f"left out: the {catalog.RUNS} table and the columns "
             f"{', '.join(RUN_COLUMNS)})"
         )
     return problems

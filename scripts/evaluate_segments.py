@@ -15,10 +15,10 @@ from math import comb
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from customer_analytics import columns as C
-from customer_analytics.config import SparkConfig
-from customer_analytics.session import configure
-from customer_analytics.tables import Warehouse
+from customer_analytics.config.schema import SparkConfig
+from customer_analytics.core import columns as C
+from customer_analytics.io.tables import Warehouse
+from customer_analytics.runtime.session import configure
 
 TRUTH_TYPE = "behaviour_type"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from customer_analytics.config import SparkConfig
-from customer_analytics.session import configure
-from customer_analytics.tables import Warehouse
+from customer_analytics.config.schema import SparkConfig
+from customer_analytics.io.tables import Warehouse
+from customer_analytics.runtime.session import configure
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"

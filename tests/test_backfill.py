@@ -16,8 +16,8 @@ from chispa import assert_approx_df_equality
 from pyspark.sql import functions as F
 
 from customer_analytics import cli
-from customer_analytics import columns as C
-from customer_analytics.tables import Warehouse
+from customer_analytics.core import columns as C
+from customer_analytics.io.tables import Warehouse
 from tests.conftest import REPO, shared_file
 
 AS_OF = date(2011, 6, 30)

@@ -16,8 +16,8 @@ from types import ModuleType
 
 import pytest
 
-from customer_analytics import columns as C
-from customer_analytics.source_kinds import DEFAULT_DATE_FORMATS
+from customer_analytics.config.source_kinds import DEFAULT_DATE_FORMATS
+from customer_analytics.core import columns as C
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
@@ -166,9 +166,9 @@ def test_strptime_format_converts_every_default_product_json_format(peers):
 
 def test_project_computes_the_same_features_from_the_same_rows(spark, peers, source):
     """The peers' rules are the project's: ingest and features on the same rows give EXPECTED."""
-    from customer_analytics import features, ingest
-    from customer_analytics.config import ExcludePeriod, SourceConfig
-    from customer_analytics.period import Period
+    from customer_analytics.config.schema import ExcludePeriod, SourceConfig
+    from customer_analytics.stages import features, ingest
+    from customer_analytics.stages.period import Period
 
     config = SourceConfig(kind="product_json", path=source)
     prepared = ingest.prepare(spark.read.parquet(source), config)

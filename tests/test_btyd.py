@@ -1,5 +1,5 @@
 """
-BG/NBD and Gamma-Gamma (customer_analytics.btyd): no Spark.
+BG/NBD and Gamma-Gamma (customer_analytics.stages.btyd): no Spark.
 
 Expected values are published (Fader, Hardie and Lee 2005; Fader and Hardie's Gamma-Gamma
 note), worked out by hand in the test, or computed by ``lifetimes`` 0.11 (the reference
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_analytics.btyd import (
+from customer_analytics.stages.btyd import (
     MIN_CUSTOMERS_BGNBD,
     MIN_REPEAT_CUSTOMERS_GAMMA_GAMMA,
     BgNbdParams,
@@ -374,7 +374,7 @@ def test_a_line_search_stop_where_the_gradient_is_flat_counts_as_converged(monke
     stop = _optimiser_stopping_at(
         [-0.3, -1.2, -14.7, 10.1], [1e-7, -2e-7, 3e-8, -1e-7], "ABNORMAL: "
     )
-    monkeypatch.setattr("customer_analytics.btyd.minimize", stop)
+    monkeypatch.setattr("customer_analytics.stages.btyd.minimize", stop)
     fit = fit_bgnbd(**_summary(10))
     assert fit.converged
     assert fit.message == (
@@ -387,7 +387,7 @@ def test_a_line_search_stop_on_a_slope_does_not_count_as_converged(monkeypatch):
     stop = _optimiser_stopping_at(
         [-0.3, -1.2, -14.7, 10.1], [1e-7, -2e-3, 3e-8, -1e-7], "ABNORMAL: "
     )
-    monkeypatch.setattr("customer_analytics.btyd.minimize", stop)
+    monkeypatch.setattr("customer_analytics.stages.btyd.minimize", stop)
     fit = fit_bgnbd(**_summary(10))
     assert not fit.converged
     assert fit.message == "ABNORMAL:  after 43 iterations"
@@ -399,7 +399,7 @@ def test_the_slope_out_of_the_search_box_at_its_edge_is_not_counted(monkeypatch)
     stop = _optimiser_stopping_at(
         [-0.3, -1.2, -20.0, 10.1], [1e-7, -2e-7, 0.5, -1e-7], "ABNORMAL: "
     )
-    monkeypatch.setattr("customer_analytics.btyd.minimize", stop)
+    monkeypatch.setattr("customer_analytics.stages.btyd.minimize", stop)
     fit = fit_bgnbd(**_summary(10))
     assert not fit.converged
     assert fit.message == (

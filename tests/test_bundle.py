@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from customer_analytics import cli, config
-from customer_analytics.pipeline import PIPELINE
+from customer_analytics import cli
+from customer_analytics.config import loader
+from customer_analytics.orchestration.jobs import PIPELINE
 from tests.conftest import REPO
 
 JOB_KEY = "customer_analytics"
@@ -257,7 +258,7 @@ def test_every_task_configuration_validates_with_the_target_paths(
             resolve(task["python_wheel_task"]["parameters"], values)
         )
 
-        loaded = config.load(args.conf, args.set)
+        loaded = loader.load(args.conf, args.set)
 
         assert loaded.warehouse.path == warehouse
         assert loaded.source.path == source

@@ -13,8 +13,8 @@ import sys
 import pytest
 from pyspark.sql import SparkSession
 
-from customer_analytics import class_archive, session
-from customer_analytics.config import SparkConfig
+from customer_analytics.config.schema import SparkConfig
+from customer_analytics.runtime import class_archive, session
 from tests.conftest import FIXTURES, REPO
 
 

@@ -1,5 +1,5 @@
 """
-The clv stage (customer_analytics.clv and the ``clv`` job): from raw CDNOW transactions to
+The clv stage (customer_analytics.stages.clv and the ``clv`` job): from raw CDNOW transactions to
 the published parameters, per-customer scores equal to ``lifetimes``', and the cases a reader
 can work out by hand on a few rows.
 """
@@ -12,11 +12,11 @@ from datetime import date
 import pytest
 from chispa import assert_approx_df_equality
 
-from customer_analytics import columns as C
-from customer_analytics.btyd import BgNbdParams, FitResult, GammaGammaParams
-from customer_analytics.clv import ClvModel, holdout_summary, holdout_visits
-from customer_analytics.config import ClvConfig
-from customer_analytics.errors import InputError
+from customer_analytics.config.schema import ClvConfig
+from customer_analytics.core import columns as C
+from customer_analytics.core.errors import InputError
+from customer_analytics.stages.btyd import BgNbdParams, FitResult, GammaGammaParams
+from customer_analytics.stages.clv import ClvModel, holdout_summary, holdout_visits
 from tests.conftest import FIXTURES, run_cli, table_rows
 
 CDNOW_AS_OF = date(1997, 9, 30)  # the end of the 39-week calibration period

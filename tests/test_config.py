@@ -8,9 +8,12 @@ from importlib import resources
 
 import pytest
 
-from customer_analytics import cli, config, source_kinds
-from customer_analytics import columns as C
-from customer_analytics.errors import ConfigError, InputError
+from customer_analytics import cli
+from customer_analytics.config import loader
+from customer_analytics.config import schema as config
+from customer_analytics.core import columns as C
+from customer_analytics.core.errors import ConfigError, InputError
+from customer_analytics.io.sources import source_paths
 
 
 def write_yaml(tmp_path, text: str):
@@ -20,7 +23,7 @@ def write_yaml(tmp_path, text: str):
 
 
 def test_minimal_file_gets_every_default(tmp_path):
-    cfg = config.load(write_yaml(tmp_path, "source: {path: data.parquet}\n"))
+    cfg = loader.load(write_yaml(tmp_path, "source: {path: data.parquet}\n"))
 
     assert cfg.source.kind == "product_json"
     assert cfg.warehouse.path == "warehouse"
@@ -32,7 +35,7 @@ def test_minimal_file_gets_every_default(tmp_path):
 def test_set_overrides_parse_values_as_yaml(tmp_path):
     path = write_yaml(tmp_path, "source: {path: data.parquet}\n")
 
-    cfg = config.load(
+    cfg = loader.load(
         path,
         [
             "segmentation.k=4",
@@ -54,7 +57,7 @@ def test_dotted_spark_keys_are_kept_whole_in_the_file(tmp_path):
         tmp_path, "source: {path: x}\nspark:\n  conf:\n    spark.sql.shuffle.partitions: 4\n"
     )
 
-    assert config.load(path).spark.conf == {"spark.sql.shuffle.partitions": 4}
+    assert loader.load(path).spark.conf == {"spark.sql.shuffle.partitions": 4}
 
 
 @pytest.mark.parametrize(
@@ -87,7 +90,7 @@ def test_dotted_spark_keys_are_kept_whole_in_the_file(tmp_path):
 )
 def test_each_mistake_gives_one_line_naming_it(tmp_path, text, overrides, message):
     with pytest.raises(ConfigError) as error:
-        config.load(write_yaml(tmp_path, text), overrides)
+        loader.load(write_yaml(tmp_path, text), overrides)
 
     assert message in str(error.value)
     assert "\n" not in str(error.value)
@@ -97,24 +100,24 @@ def test_each_mistake_gives_one_line_naming_it(tmp_path, text, overrides, messag
 def test_feature_weights_are_optional_and_set_per_feature(tmp_path):
     path = write_yaml(tmp_path, "source: {path: x}\n")
 
-    assert config.load(path).segmentation.feature_weights == {}
-    cfg = config.load(path, ["segmentation.feature_weights={recency_days: 1.5}"])
+    assert loader.load(path).segmentation.feature_weights == {}
+    cfg = loader.load(path, ["segmentation.feature_weights={recency_days: 1.5}"])
     assert cfg.segmentation.feature_weights == {"recency_days": 1.5}
 
 
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="configuration file not found: .*nope.yaml"):
-        config.load(tmp_path / "nope.yaml")
+        loader.load(tmp_path / "nope.yaml")
 
 
 def test_source_paths_expand_globs_and_name_a_missing_path(tmp_path):
     (tmp_path / "a.csv").write_text("x\n")
     (tmp_path / "b.csv").write_text("x\n")
-    found = config.source_paths(config.SourceConfig(path=str(tmp_path / "*.csv")))
+    found = source_paths(config.SourceConfig(path=str(tmp_path / "*.csv")))
 
     assert [p.rsplit("/", 1)[1] for p in found] == ["a.csv", "b.csv"]
     with pytest.raises(InputError, match="source.path: nothing found at .*missing"):
-        config.source_paths(config.SourceConfig(path=str(tmp_path / "missing")))
+        source_paths(config.SourceConfig(path=str(tmp_path / "missing")))
 
 
 def test_format_follows_the_extension_unless_set():
@@ -126,7 +129,7 @@ def test_format_follows_the_extension_unless_set():
 
 def test_bundled_configurations_are_valid():
     for name in ("local", "cluster", "databricks"):
-        cfg = config.load(f"conf/{name}.yaml")
+        cfg = loader.load(f"conf/{name}.yaml")
         assert cfg.source.exclude_periods[0].start == date(2021, 1, 1)
 
 
@@ -155,14 +158,8 @@ def test_default_segment_names_come_from_the_packaged_yaml():
 
 
 def test_the_default_segment_names_file_is_package_data():
-    packaged = resources.files("customer_analytics") / "defaults" / "segment_names.yaml"
+    packaged = resources.files("customer_analytics.config") / "defaults" / "segment_names.yaml"
     assert packaged.is_file()
-
-
-def test_source_kind_defaults_are_still_reachable_through_config():
-    assert config.DEFAULT_COLUMNS is source_kinds.DEFAULT_COLUMNS
-    assert config.REQUIRED_COLUMNS["transactions"] == ("customer_id", "order_ts", "order_amount")
-    assert config.DEFAULT_DATE_FORMATS["basket_lines"][0] == "yyyyMMdd"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +170,7 @@ def test_a_segmentation_feature_that_is_no_column_is_named_with_its_key(tmp_path
     path = write_yaml(tmp_path, "source: {path: x}\n")
 
     with pytest.raises(ConfigError) as error:
-        config.load(path, ["segmentation.features=[total_visits, total_vists]"])
+        loader.load(path, ["segmentation.features=[total_visits, total_vists]"])
 
     assert str(error.value).startswith(
         f"{path}: segmentation.features: total_vists is not a numeric column of customer_features"
@@ -185,14 +182,14 @@ def test_a_segmentation_feature_that_is_not_numeric_is_refused(tmp_path, column)
     path = write_yaml(tmp_path, "source: {path: x}\n")
 
     with pytest.raises(ConfigError, match=f"segmentation.features: {column} is not a numeric"):
-        config.load(path, [f"segmentation.features=[total_visits, {column}]"])
+        loader.load(path, [f"segmentation.features=[total_visits, {column}]"])
 
 
 def test_every_numeric_customer_feature_may_be_clustered(tmp_path):
     path = write_yaml(tmp_path, "source: {path: x}\n")
     every = ", ".join(C.NUMERIC_CUSTOMER_FEATURES)
 
-    cfg = config.load(path, [f"segmentation.features=[{every}]"])
+    cfg = loader.load(path, [f"segmentation.features=[{every}]"])
 
     assert cfg.segmentation.features == C.NUMERIC_CUSTOMER_FEATURES
     assert len(cfg.segmentation.features) == 35  # 44 columns less 9 ids, dates and labels
@@ -211,7 +208,7 @@ def test_a_naming_rule_on_an_unknown_column_is_named_with_its_key(tmp_path):
     )
 
     with pytest.raises(ConfigError) as error:
-        config.load(path)
+        loader.load(path)
 
     # the second rule's second condition
     assert str(error.value).startswith(
@@ -239,7 +236,7 @@ def test_a_wrong_feature_name_exits_2_before_any_job_runs(tmp_path, capsys):
 
 
 def test_report_defaults_to_every_export_beside_the_warehouse(tmp_path):
-    cfg = config.load(write_yaml(tmp_path, "source: {path: x}\n"))
+    cfg = loader.load(write_yaml(tmp_path, "source: {path: x}\n"))
 
     assert cfg.report.path is None  # the job writes to <warehouse.path>/_report
     assert cfg.report.exports == [
@@ -255,7 +252,7 @@ def test_an_unknown_export_is_named_with_its_position(tmp_path):
     path = write_yaml(tmp_path, "source: {path: x}\nreport: {exports: [segments, charts]}\n")
 
     with pytest.raises(ConfigError) as error:
-        config.load(path)
+        loader.load(path)
 
     assert str(error.value).startswith(f"{path}: report.exports.1: Input should be 'segments'")
     assert str(error.value).endswith("(got 'charts')")
@@ -265,15 +262,17 @@ def test_an_export_listed_twice_is_refused(tmp_path):
     path = write_yaml(tmp_path, "source: {path: x}\n")
 
     with pytest.raises(ConfigError, match="report.exports: listed more than once: profiles"):
-        config.load(path, ["report.exports=[profiles, segments, profiles]"])
+        loader.load(path, ["report.exports=[profiles, segments, profiles]"])
 
 
 def test_report_settings_survive_a_reload_with_overrides(tmp_path):
-    cfg = config.load(
+    cfg = loader.load(
         write_yaml(tmp_path, "source: {path: x}\nreport: {path: s3a://b/r, exports: []}\n")
     )
 
-    reloaded = cfg.with_overrides(["features.as_of=2024-01-31"])  # dumps and validates again
+    reloaded = loader.with_overrides(
+        cfg, ["features.as_of=2024-01-31"]
+    )  # dumps and validates again
 
     assert (reloaded.report.path, reloaded.report.exports) == ("s3a://b/r", [])
 
@@ -292,16 +291,16 @@ def test_bad_clv_settings_are_refused_with_the_key(tmp_path, override, message):
     path = write_yaml(tmp_path, "source: {path: x}\n")
 
     with pytest.raises(ConfigError, match=re.escape(message)):
-        config.load(path, [override])
+        loader.load(path, [override])
 
 
 def test_a_naming_rule_may_test_p_alive_but_not_an_unknown_column(tmp_path):
     rules = "[{name: Fading, action: call, when: [{feature: p_alive, below: 0.5}]}]"
     path = write_yaml(tmp_path, "source: {path: x}\n")
 
-    cfg = config.load(path, [f"segmentation.segment_names={rules}"])
+    cfg = loader.load(path, [f"segmentation.segment_names={rules}"])
     with pytest.raises(ConfigError, match="p_alive_x is not a numeric column"):
-        config.load(path, [f"segmentation.segment_names={rules.replace('p_alive', 'p_alive_x')}"])
+        loader.load(path, [f"segmentation.segment_names={rules.replace('p_alive', 'p_alive_x')}"])
 
     assert cfg.segmentation.segment_names[0].when[0].feature == "p_alive"
 
@@ -346,7 +345,7 @@ def test_credentials_in_the_configuration_are_refused_without_repeating_them(
     tmp_path, override, key
 ):
     with pytest.raises(ConfigError) as error:
-        config.load(write_yaml(tmp_path, "source: {path: x}\n"), [override])
+        loader.load(write_yaml(tmp_path, "source: {path: x}\n"), [override])
 
     assert f"{key}" in str(error.value)
     assert "credentials never go in the configuration" in str(error.value)
@@ -354,7 +353,7 @@ def test_credentials_in_the_configuration_are_refused_without_repeating_them(
 
 
 def test_an_at_sign_in_a_path_is_not_taken_for_credentials(tmp_path):
-    cfg = config.load(
+    cfg = loader.load(
         write_yaml(tmp_path, "source: {path: x}\n"), ["warehouse.path=s3a://bucket/team@2/wh"]
     )
 

@@ -6,11 +6,11 @@ from datetime import date
 
 import pytest
 
-from customer_analytics import columns as C
-from customer_analytics.config import EvaluationConfig, ExcludePeriod, SegmentationConfig
-from customer_analytics.errors import InputError
-from customer_analytics.evaluation import EvaluationPlan, refit_settings
-from customer_analytics.period import Period
+from customer_analytics.config.schema import EvaluationConfig, ExcludePeriod, SegmentationConfig
+from customer_analytics.core import columns as C
+from customer_analytics.core.errors import InputError
+from customer_analytics.stages.evaluation import EvaluationPlan, refit_settings
+from customer_analytics.stages.period import Period
 
 
 def test_the_default_cutoff_leaves_test_weeks_up_to_as_of():

@@ -8,10 +8,10 @@ import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.sql import functions as F
 
-from customer_analytics import columns as C
-from customer_analytics import features
-from customer_analytics.config import ExcludePeriod
-from customer_analytics.period import Period
+from customer_analytics.config.schema import ExcludePeriod
+from customer_analytics.core import columns as C
+from customer_analytics.stages import features
+from customer_analytics.stages.period import Period
 
 ORDERS_DDL = (
     "order_id string, customer_id string, order_ts timestamp, order_date date, "

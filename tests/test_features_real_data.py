@@ -7,10 +7,10 @@ from datetime import date
 import pytest
 from pyspark.sql import functions as F
 
-from customer_analytics import columns as C
-from customer_analytics import features, ingest
-from customer_analytics.config import SourceConfig
-from customer_analytics.period import Period
+from customer_analytics.config.schema import SourceConfig
+from customer_analytics.core import columns as C
+from customer_analytics.stages import features, ingest
+from customer_analytics.stages.period import Period
 from tests.conftest import shared_file
 
 lifetimes_utils = pytest.importorskip("lifetimes.utils")

@@ -31,10 +31,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from customer_analytics import ingest
-from customer_analytics.config import SourceConfig
-from customer_analytics.errors import InputError
-from customer_analytics.sources import read_source
+from customer_analytics.config.schema import SourceConfig
+from customer_analytics.core.errors import InputError
+from customer_analytics.io.sources import read_source
+from customer_analytics.stages import ingest
 from tests.test_backfill import HEADER as RETAIL_HEADER
 
 SEED = int(os.environ.get("FUZZ_SEED", "17"))

@@ -19,11 +19,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, StringType, StructField, StructType, TimestampType
 
-from customer_analytics import cli, ingest
-from customer_analytics.config import IngestRules, SourceConfig
-from customer_analytics.errors import InputError
-from customer_analytics.sources import read_source
-from customer_analytics.tables import read_table
+from customer_analytics import cli
+from customer_analytics.config.schema import IngestRules, SourceConfig
+from customer_analytics.core.errors import InputError
+from customer_analytics.io.sources import read_source
+from customer_analytics.io.tables import read_table
+from customer_analytics.stages import ingest
 from tests.conftest import REPO
 
 PJ = "product_json"

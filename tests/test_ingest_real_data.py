@@ -18,9 +18,9 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from customer_analytics import ingest
-from customer_analytics.config import IngestRules, SourceConfig
-from customer_analytics.sources import read_source
+from customer_analytics.config.schema import IngestRules, SourceConfig
+from customer_analytics.io.sources import read_source
+from customer_analytics.stages import ingest
 from tests.conftest import shared_file
 
 

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 from pyspark.sql import SparkSession
 
-from customer_analytics import jars
+from customer_analytics.runtime import jars
 
 POM = "{http://maven.apache.org/POM/4.0.0}"
 

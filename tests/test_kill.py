@@ -30,10 +30,9 @@ from chispa import assert_approx_df_equality, assert_df_equality
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from customer_analytics import columns as C
-from customer_analytics import pipeline
-from customer_analytics.runs import RUNS_TABLE
-from customer_analytics.tables import Warehouse
+from customer_analytics.core import catalog
+from customer_analytics.core import columns as C
+from customer_analytics.io.tables import Warehouse
 from tests.conftest import BACKENDS, FIXTURES, REPO, run_cli
 
 TRIALS = int(os.environ.get("KILL_TRIALS", "1"))
@@ -62,9 +61,9 @@ SETTINGS = [
     "segmentation.features=[total_visits, total_spend, recency_days]",
 ]
 #: Tables each run appends to: compared on the last run's rows.
-APPENDED = (pipeline.INGEST_RECONCILIATION, pipeline.SEGMENT_HISTORY)
+APPENDED = (catalog.INGEST_RECONCILIATION, catalog.SEGMENT_HISTORY)
 #: The tables ``ingest`` overwrites.
-INGESTED = (pipeline.ORDER_LINES, pipeline.ORDERS, pipeline.CUSTOMERS, pipeline.QUARANTINE)
+INGESTED = (catalog.ORDER_LINES, catalog.ORDERS, catalog.CUSTOMERS, catalog.QUARANTINE)
 #: Columns that differ between two runs by design.
 RUN_COLUMNS = [C.RUN_ID, C.INGESTED_AT, C.SECONDS]
 
@@ -147,7 +146,7 @@ def test_killed_runs_leave_every_table_readable_and_a_rerun_equals_a_clean_run(
     expected_rows = {
         name: DeltaTable(str(clean / name)).to_pyarrow_table().num_rows
         for name in table_names(clean)
-        if name not in (*APPENDED, RUNS_TABLE)
+        if name not in (*APPENDED, catalog.RUNS)
     }
     warehouse = tmp_path / "wh"
     draw = random.Random(f"{SEED}-{backend}")
@@ -177,7 +176,7 @@ def test_killed_runs_leave_every_table_readable_and_a_rerun_equals_a_clean_run(
     assert code == 0, out
     assert table_names(warehouse) == table_names(clean)
     for name in table_names(clean):
-        if name != RUNS_TABLE:
+        if name != catalog.RUNS:
             assert_approx_df_equality(
                 rows(spark, warehouse, backend, name),
                 rows(spark, clean, "deltalake", name),
@@ -205,8 +204,8 @@ def test_killed_runs_leave_every_table_readable_and_a_rerun_equals_a_clean_run(
     assert code == 0, out
     assert not [path for files in left.values() for path in files if path.exists()]
     assert_approx_df_equality(
-        rows(spark, warehouse, backend, pipeline.CUSTOMER_SEGMENTS),
-        rows(spark, clean, "deltalake", pipeline.CUSTOMER_SEGMENTS),
+        rows(spark, warehouse, backend, catalog.CUSTOMER_SEGMENTS),
+        rows(spark, clean, "deltalake", catalog.CUSTOMER_SEGMENTS),
         1e-9,
         ignore_row_order=True,
     )
@@ -233,7 +232,7 @@ def test_two_ingests_at_once_on_one_warehouse_lose_nothing_and_a_loser_says_so(
         assert len(errors) == (code != 0)
         if code == 3:
             assert "another run committed to it while this run was writing it" in errors[0]
-    runs_table = DeltaTable(str(warehouse / RUNS_TABLE)).to_pyarrow_table().to_pylist()
+    runs_table = DeltaTable(str(warehouse / catalog.RUNS)).to_pyarrow_table().to_pylist()
     assert sorted(r[C.STATUS] for r in runs_table) == sorted(
         "succeeded" if c == 0 else "failed" for c in codes
     )
@@ -260,7 +259,7 @@ def test_a_rerun_with_the_same_input_rewrites_every_table_equal_with_the_same_se
 
     assert code == 0, out
     for name, version in before.items():
-        if name in (RUNS_TABLE, *APPENDED):
+        if name in (catalog.RUNS, *APPENDED):
             continue
         assert tables.history(name)[0]["version"] == version + 1, name
         now, then = tables.read(name), tables.read(name, version=version)
@@ -269,9 +268,9 @@ def test_a_rerun_with_the_same_input_rewrites_every_table_equal_with_the_same_se
             now.drop(*left_out), then.drop(*left_out), 1e-9, ignore_row_order=True
         )
     names = [C.CUSTOMER_ID, C.CLUSTER, C.SEGMENT_NAME]
-    first = tables.read(pipeline.CUSTOMER_SEGMENTS, version=before[pipeline.CUSTOMER_SEGMENTS])
+    first = tables.read(catalog.CUSTOMER_SEGMENTS, version=before[catalog.CUSTOMER_SEGMENTS])
     assert_df_equality(
-        tables.read(pipeline.CUSTOMER_SEGMENTS).select(*names),
+        tables.read(catalog.CUSTOMER_SEGMENTS).select(*names),
         first.select(*names),
         ignore_row_order=True,
     )

@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 
-from customer_analytics import columns as C
-from customer_analytics.migration import (
+from customer_analytics.core import columns as C
+from customer_analytics.stages.migration import (
     consecutive_migrations,
     describe_matching,
     format_matrix,

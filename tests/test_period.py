@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from customer_analytics import columns as C
-from customer_analytics.config import ExcludePeriod
-from customer_analytics.period import Period
+from customer_analytics.config.schema import ExcludePeriod
+from customer_analytics.core import columns as C
+from customer_analytics.stages.period import Period
 
 DAYS = {
     "jan31": date(2024, 1, 31),

@@ -19,9 +19,10 @@ import pandas as pd
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 
-from customer_analytics import report, report_html
-from customer_analytics.charts import SIZES
-from customer_analytics.tables import Warehouse
+from customer_analytics.io.tables import Warehouse
+from customer_analytics.stages.report import data as report
+from customer_analytics.stages.report import html as report_html
+from customer_analytics.stages.report.charts import SIZES
 from tests.conftest import run_cli
 
 AS_OF, BEFORE, EARLIER = date(2024, 3, 31), date(2023, 12, 31), date(2023, 9, 30)

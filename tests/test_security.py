@@ -9,7 +9,7 @@ import ast
 
 import pytest
 
-from customer_analytics.tables import Warehouse
+from customer_analytics.io.tables import Warehouse
 from tests.conftest import REPO
 
 SOURCES = sorted(

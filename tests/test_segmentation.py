@@ -13,13 +13,17 @@ from pyspark.ml.clustering import KMeans
 from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
 
-from customer_analytics import columns as C
-from customer_analytics import segmentation as seg
-from customer_analytics.config import DEFAULT_SEGMENTATION_FEATURES, SegmentationConfig, SegmentRule
-from customer_analytics.errors import InputError
-from customer_analytics.features import CUSTOMER_FEATURE_COLUMNS
-from customer_analytics.models import ModelStore
-from customer_analytics.tables import Warehouse
+from customer_analytics.config.schema import (
+    DEFAULT_SEGMENTATION_FEATURES,
+    SegmentationConfig,
+    SegmentRule,
+)
+from customer_analytics.core import columns as C
+from customer_analytics.core.errors import InputError
+from customer_analytics.io.model_store import ModelStore
+from customer_analytics.io.tables import Warehouse
+from customer_analytics.stages import segmentation as seg
+from customer_analytics.stages.features import CUSTOMER_FEATURE_COLUMNS
 
 FEATURES = [C.TOTAL_VISITS, C.TOTAL_SPEND, C.AVG_BASKET_SPEND, C.RECENCY_DAYS, C.MTBP_DAYS]
 CONSTANT = C.RETURN_RATE
@@ -537,7 +541,7 @@ def test_segment_job_fits_then_scores_and_refuses_a_changed_feature_list(
     spark, population, tmp_path, capsys
 ):
     from customer_analytics import cli
-    from customer_analytics.tables import Warehouse
+    from customer_analytics.io.tables import Warehouse
 
     wh = tmp_path / "wh"
     Warehouse.for_path(spark, str(wh)).write("customer_features", population)

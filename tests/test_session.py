@@ -86,7 +86,7 @@ def test_without_the_jars_native_is_a_configuration_error(tmp_path, without_mave
 
 
 def test_sql_settings_apply_inside_the_block_and_are_put_back(spark):
-    from customer_analytics.session import sql_settings
+    from customer_analytics.core.settings import sql_settings
 
     suite_partitions = spark.conf.get("spark.sql.shuffle.partitions")
     spark.conf.set("spark.sql.shuffle.partitions", "3")
@@ -109,8 +109,8 @@ def _driver_options(monkeypatch, **spark_cfg) -> list[str]:
     """The driver JVM options a new session of ``spark_cfg`` would start with."""
     from pyspark.sql import SparkSession
 
-    from customer_analytics import class_archive, session
-    from customer_analytics.config import SparkConfig
+    from customer_analytics.config.schema import SparkConfig
+    from customer_analytics.runtime import class_archive, session
 
     monkeypatch.setenv(class_archive.ARCHIVE_FOLDER_ENV, "off")
     monkeypatch.setattr(session, "_jvm_started", lambda: False)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from customer_analytics.storage import FileSystem, has_scheme, join
+from customer_analytics.core.paths import has_scheme, join
+from customer_analytics.io.filesystem import FileSystem
 
 
 def test_join_works_for_paths_and_uris():

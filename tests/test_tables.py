@@ -17,8 +17,8 @@ from chispa import assert_df_equality
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from customer_analytics.errors import ConcurrentWriteError
-from customer_analytics.tables import TableWriter, Warehouse, read_table, table_history
+from customer_analytics.core.errors import ConcurrentWriteError
+from customer_analytics.io.tables import TableWriter, Warehouse, read_table, table_history
 from tests.conftest import BACKENDS
 
 ORDERS_DDL = (
@@ -159,9 +159,9 @@ KILLED_WRITER = textwrap.dedent(
     """
     import os, signal, sys, threading, time
     from pyspark.sql import SparkSession
-    from customer_analytics.config import SparkConfig
-    from customer_analytics.session import configure
-    from customer_analytics.tables import TableWriter
+    from customer_analytics.config.schema import SparkConfig
+    from customer_analytics.runtime.session import configure
+    from customer_analytics.io.tables import TableWriter
 
     path, backend = sys.argv[1], sys.argv[2]
     spark = configure(SparkSession.builder, SparkConfig(master="local[1]",

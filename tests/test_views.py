@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from customer_analytics import columns as C
-from customer_analytics.tables import Warehouse
+from customer_analytics.core import columns as C
+from customer_analytics.io.tables import Warehouse
 from tests.conftest import run_cli
 from tests.test_backfill import BACKEND, invoice_lines, settings, write_csv
 

@@ -1,0 +1,1 @@
+"""Configuration: the schema (every default, once), the loader, the source kinds."""

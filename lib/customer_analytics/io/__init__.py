@@ -1,0 +1,1 @@
+"""I/O: the Hadoop file system, Delta tables, sources, the model store, CSV exports."""

@@ -1,0 +1,4 @@
+"""
+Orchestration: the jobs (read, call one stage, write) and the runner (dates, run records,
+progress).
+"""

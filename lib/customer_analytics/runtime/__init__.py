@@ -1,0 +1,1 @@
+"""Runtime: the Spark session, the Delta JARs, the JVM options, materialisation."""

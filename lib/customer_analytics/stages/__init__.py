@@ -1,0 +1,1 @@
+"""The stages: DataFrames in, DataFrames out, with no hidden action."""

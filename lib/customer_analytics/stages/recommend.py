@@ -1,0 +1,924 @@
+"""
+Product recommendations (SPEC section 6): what each segment buys lately, what to offer each
+customer next, which products go together, and how well such lists would have done.
+
+Purchases
+    Lines of ``order_lines`` that are not returns, with a positive quantity and a product
+    (:func:`purchases`). Returns and corrections never count as buying.
+
+Top lists (:func:`product_ranking`, :func:`segment_top_products`)
+    Purchases of segmented customers in the window ``(as_of - window_months, as_of]`` (excluded
+    periods left out, :meth:`Period.recent`). Each segment's products are ranked by distinct
+    buyers, then quantity, then product id, with ``row_number`` over a window partitioned by
+    cluster, so ranks are unique and repeatable. The all-customers list is the same ranking
+    over every segmented customer, with ``cluster`` null. ``penetration`` is buyers divided by
+    the segment's size (all segmented customers for the all-customers list): the share of the
+    segment that bought the product in the window.
+
+Customer lists (:func:`customer_recommendations`)
+    A customer's candidates are the first ``candidates`` products of their segment's list,
+    scored by penetration. With basket rules, every rule whose antecedent the customer has
+    bought in full proposes its consequent, scored by the rule's confidence; a product proposed
+    twice keeps its higher score. Whatever the customer bought before (any time up to
+    ``as_of``) is removed with a left anti join, and the rest ranked by score. Customers whose
+    segment list runs out (fewer than ``top_n`` products left) get the all-customers list after
+    it, also without what they bought. Both scores estimate the chance of buying the product,
+    so they rank together; the reason column says which one put the product there.
+
+Basket rules (:func:`basket_rules`)
+    MLlib ``FPGrowth`` over the distinct products of each order in the purchases it is given
+    (members and non-members, single-product orders included, so support is a share of those
+    orders). The jobs give it the purchases of the top lists' window: what goes together
+    lately, and a few months of baskets instead of every basket ever.
+
+Evaluation (:func:`relevant_products`, :func:`ranking_metrics`, :func:`evaluation_lists`; the
+split is :mod:`customer_analytics.stages.evaluation`)
+    Fit on purchases before a cutoff, test on the purchases of the following weeks. For each
+    customer with a segment at the cutoff and a purchase in the test weeks, precision@K is
+    hits / K, recall@K is hits / relevant products, AP@K is the sum of precision@i at each hit
+    ``i <= K`` divided by ``min(K, relevant)``; each is averaged over those customers. Coverage
+    is the share of the products bought before the cutoff that appear in anybody's list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from pyspark.ml.fpm import FPGrowth
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from customer_analytics.config.schema import RecommendConfig
+from customer_analytics.core import columns as C
+from customer_analytics.core.errors import InputError
+from customer_analytics.stages.period import Period
+
+ALL_CUSTOMERS = "All customers"
+REASON_SEGMENT = "popular in your segment"
+REASON_ALL = "popular with all customers"
+REASON_RULE_PREFIX = "often bought with "
+
+TOP_PRODUCT_COLUMNS = (
+    C.CLUSTER,
+    C.SEGMENT_NAME,
+    C.RANK,
+    C.PRODUCT_ID,
+    C.PRODUCT_NAME,
+    C.BUYERS,
+    C.QUANTITY,
+    C.REVENUE,
+    C.PENETRATION,
+)
+RECOMMENDATION_COLUMNS = (C.CUSTOMER_ID, C.RANK, C.PRODUCT_ID, C.PRODUCT_NAME, C.SCORE, C.REASON)
+RULE_COLUMNS = (C.ANTECEDENT, C.CONSEQUENT, C.SUPPORT, C.CONFIDENCE, C.LIFT)
+#: The columns of ``order_lines`` a :class:`Recommender` reads.
+PURCHASE_COLUMNS = (
+    C.SOURCE,
+    C.ORDER_ID,
+    C.CUSTOMER_ID,
+    C.ORDER_DATE,
+    C.PRODUCT_ID,
+    C.PRODUCT_NAME,
+    C.QUANTITY,
+    C.LINE_AMOUNT,
+)
+
+#: The lists :func:`evaluation_lists` builds, baseline first.
+RECOMMENDERS = (
+    "global_popular",
+    "segment_popular",
+    "global_not_bought",
+    "segment_not_bought",
+    "segment_not_bought_rules",
+)
+#: ``all``: every product bought in the test weeks; ``new``: those not bought before the cutoff.
+TARGETS = ("all", "new")
+
+METRICS_SCHEMA = T.StructType(
+    [
+        T.StructField(C.K, T.IntegerType(), False),
+        T.StructField(C.USERS, T.LongType(), False),
+        T.StructField(C.PRECISION_AT_K, T.DoubleType(), True),
+        T.StructField(C.RECALL_AT_K, T.DoubleType(), True),
+        T.StructField(C.MAP_AT_K, T.DoubleType(), True),
+        T.StructField(C.COVERAGE, T.DoubleType(), True),
+    ]
+)
+
+#: Table ``recommendation_eval``: one row per recommender, target and K.
+EVALUATION_SCHEMA = T.StructType(
+    [
+        T.StructField(C.RECOMMENDER, T.StringType(), False),
+        T.StructField(C.TARGET, T.StringType(), False),
+        *METRICS_SCHEMA.fields,
+        T.StructField(C.CUTOFF_DATE, T.DateType(), False),
+        T.StructField(C.TEST_END_DATE, T.DateType(), False),
+        T.StructField(C.RUN_ID, T.StringType(), False),
+    ]
+)
+
+
+def purchases(order_lines: DataFrame, *, exclude_products: Iterable[str] = ()) -> DataFrame:
+    """
+    The lines that count as buying a product.
+
+    Parameters
+    ----------
+    order_lines : DataFrame
+        Needs ``product_id``, ``quantity`` and ``is_return``.
+    exclude_products : iterable of str
+        Product ids that are not products to recommend (postage, fees, manual adjustments).
+
+    Returns
+    -------
+    DataFrame
+        The rows of ``order_lines`` with a product not in ``exclude_products``,
+        ``quantity > 0`` and ``is_return`` false.
+    """
+    keep = (
+        F.col(C.PRODUCT_ID).isNotNull()
+        & (F.col(C.QUANTITY) > 0)
+        & F.col(C.IS_RETURN).eqNullSafe(F.lit(False))
+    )
+    excluded = sorted(set(exclude_products))
+    if excluded:
+        keep &= ~F.col(C.PRODUCT_ID).isin(excluded)
+    return order_lines.filter(keep)
+
+
+def purchase_history(bought: DataFrame) -> DataFrame:
+    """Distinct (``customer_id``, ``product_id``) pairs of members in ``bought``."""
+    return (
+        bought.filter(F.col(C.CUSTOMER_ID).isNotNull())
+        .select(C.CUSTOMER_ID, C.PRODUCT_ID)
+        .distinct()
+    )
+
+
+def product_names(bought: DataFrame) -> DataFrame:
+    """
+    One name per product: the one most lines carry, ties to the smallest; null if none.
+
+    Returns
+    -------
+    DataFrame
+        ``product_id``, ``product_name``, one row per product in ``bought``.
+    """
+    counted = bought.groupBy(C.PRODUCT_ID, C.PRODUCT_NAME).agg(F.count("*").alias(C.NAME_COUNT))
+    order = Window.partitionBy(C.PRODUCT_ID).orderBy(
+        F.col(C.PRODUCT_NAME).isNull(), F.desc(C.NAME_COUNT), F.col(C.PRODUCT_NAME)
+    )
+    return (
+        counted.withColumn(C.RANK, F.row_number().over(order))
+        .filter(F.col(C.RANK) == 1)
+        .select(C.PRODUCT_ID, C.PRODUCT_NAME)
+    )
+
+
+def product_ranking(recent: DataFrame, segments: DataFrame) -> DataFrame:
+    """
+    Every product bought in ``recent``, ranked per segment and over all segmented customers.
+
+    Parameters
+    ----------
+    recent : DataFrame
+        Purchases in the window (:meth:`Period.recent`); needs ``customer_id``,
+        ``product_id``, ``quantity``, ``line_amount``. Lines of customers without a segment
+        are not counted.
+    segments : DataFrame
+        ``customer_segments``: ``customer_id``, ``cluster``, ``segment_name``.
+
+    Returns
+    -------
+    DataFrame
+        ``cluster`` (null for the all-customers list), ``segment_name`` ("All customers" for
+        it), ``rank`` (1, 2, ... by buyers desc, quantity desc, product_id), ``product_id``,
+        ``buyers``, ``quantity``, ``revenue``, ``penetration`` (buyers / segment size).
+    """
+    members = segments.select(C.CUSTOMER_ID, C.CLUSTER, C.SEGMENT_NAME)
+    sizes = members.groupBy(C.CLUSTER, C.SEGMENT_NAME).agg(F.count("*").alias(C.POPULATION))
+    everyone = members.agg(F.count("*").alias(C.POPULATION)).select(
+        F.lit(None).cast(T.IntegerType()).alias(C.CLUSTER),
+        F.lit(ALL_CUSTOMERS).alias(C.SEGMENT_NAME),
+        C.POPULATION,
+    )
+    bought = recent.join(members, C.CUSTOMER_ID)
+    totals = [
+        F.countDistinct(C.CUSTOMER_ID).alias(C.BUYERS),
+        F.sum(C.QUANTITY).alias(C.QUANTITY),
+        F.sum(C.LINE_AMOUNT).alias(C.REVENUE),
+    ]
+    per_segment = (
+        bought.groupBy(C.CLUSTER, C.SEGMENT_NAME, C.PRODUCT_ID)
+        .agg(*totals)
+        .join(sizes.drop(C.SEGMENT_NAME), C.CLUSTER)
+    )
+    overall = bought.groupBy(C.PRODUCT_ID).agg(*totals).crossJoin(everyone)
+    counted = per_segment.unionByName(overall)
+    order = Window.partitionBy(C.CLUSTER).orderBy(
+        F.desc(C.BUYERS), F.desc(C.QUANTITY), F.col(C.PRODUCT_ID)
+    )
+    return counted.select(
+        C.CLUSTER,
+        C.SEGMENT_NAME,
+        F.row_number().over(order).alias(C.RANK),
+        C.PRODUCT_ID,
+        C.BUYERS,
+        C.QUANTITY,
+        C.REVENUE,
+        (F.col(C.BUYERS) / F.col(C.POPULATION)).alias(C.PENETRATION),
+    )
+
+
+def segment_top_products(ranking: DataFrame, names: DataFrame, *, top_n: int) -> DataFrame:
+    """
+    The first ``top_n`` of every list in ``ranking`` (:func:`product_ranking`), named.
+
+    Returns
+    -------
+    DataFrame
+        :data:`TOP_PRODUCT_COLUMNS`; ``cluster`` null for the all-customers list.
+    """
+    if top_n < 1:
+        raise ValueError(f"top_n must be >= 1, got {top_n}")
+    return (
+        ranking.filter(F.col(C.RANK) <= top_n)
+        .join(names, C.PRODUCT_ID, "left")
+        .select(*TOP_PRODUCT_COLUMNS)
+    )
+
+
+def basket_rules(bought: DataFrame, *, min_support: float, min_confidence: float) -> DataFrame:
+    """
+    Association rules between products bought in the same order, by MLlib ``FPGrowth``.
+
+    Parameters
+    ----------
+    bought : DataFrame
+        Purchases (:func:`purchases`); needs ``source``, ``order_id``, ``product_id``.
+    min_support : float
+        In (0, 1]: the least share of the orders in ``bought`` that must hold a rule's products.
+    min_confidence : float
+        In (0, 1]: the least share of orders holding the antecedent that also hold the
+        consequent.
+
+    Returns
+    -------
+    DataFrame
+        ``antecedent`` (sorted array of product ids), ``consequent`` (one product id),
+        ``support`` (share of orders with antecedent and consequent), ``confidence``,
+        ``lift`` (confidence / the consequent's own support).
+    """
+    for name, value in (("min_support", min_support), ("min_confidence", min_confidence)):
+        if not 0 < value <= 1:
+            raise ValueError(f"{name} must be in (0, 1], got {value}")
+    baskets = bought.groupBy(C.SOURCE, C.ORDER_ID).agg(
+        F.array_sort(F.collect_set(C.PRODUCT_ID)).alias(C.BASKET)
+    )
+    model = FPGrowth(itemsCol=C.BASKET, minSupport=min_support, minConfidence=min_confidence).fit(
+        baskets
+    )
+    return model.associationRules.select(
+        F.array_sort(C.ANTECEDENT).alias(C.ANTECEDENT),
+        F.col(C.CONSEQUENT)[0].alias(C.CONSEQUENT),
+        C.SUPPORT,
+        C.CONFIDENCE,
+        C.LIFT,
+    )
+
+
+def _rule_candidates(rules: DataFrame, history: DataFrame, names: DataFrame) -> DataFrame:
+    """Per customer, the consequent of every rule whose whole antecedent they bought."""
+    named = (
+        rules.select(C.ANTECEDENT)
+        .distinct()
+        .select(C.ANTECEDENT, F.explode(C.ANTECEDENT).alias(C.PRODUCT_ID))
+        .join(names, C.PRODUCT_ID, "left")
+        .groupBy(C.ANTECEDENT)
+        .agg(
+            F.array_join(
+                F.array_sort(F.collect_list(F.coalesce(C.PRODUCT_NAME, C.PRODUCT_ID))), ", "
+            ).alias(C.REASON)
+        )
+    )
+    items = rules.select(
+        C.ANTECEDENT,
+        C.CONSEQUENT,
+        C.CONFIDENCE,
+        F.size(C.ANTECEDENT).alias(C.RULE_SIZE),
+        F.explode(C.ANTECEDENT).alias(C.PRODUCT_ID),
+    )
+    fired = (
+        history.join(items, C.PRODUCT_ID)
+        .groupBy(C.CUSTOMER_ID, C.ANTECEDENT, C.CONSEQUENT, C.CONFIDENCE, C.RULE_SIZE)
+        .agg(F.count("*").alias(C.MATCHED))
+        .filter(F.col(C.MATCHED) == F.col(C.RULE_SIZE))
+    )
+    return fired.join(named, C.ANTECEDENT).select(
+        C.CUSTOMER_ID,
+        F.col(C.CONSEQUENT).alias(C.PRODUCT_ID),
+        F.col(C.CONFIDENCE).alias(C.SCORE),
+        F.lit(None).cast(T.IntegerType()).alias(C.LIST_RANK),
+        F.lit(0).alias(C.PRIORITY),
+        F.concat(F.lit(REASON_RULE_PREFIX), F.col(C.REASON)).alias(C.REASON),
+    )
+
+
+def customer_recommendations(
+    ranking: DataFrame,
+    segments: DataFrame,
+    history: DataFrame,
+    names: DataFrame,
+    *,
+    top_n: int,
+    candidates: int,
+    rules: DataFrame | None = None,
+) -> DataFrame:
+    """
+    Per customer, the ``top_n`` products they have not bought that their segment buys most.
+
+    Parameters
+    ----------
+    ranking : DataFrame
+        :func:`product_ranking`. Its all-customers list (``cluster`` null) fills up the lists
+        of customers whose segment list runs out; pass only that list to recommend it to
+        everybody.
+    segments : DataFrame
+        The customers to recommend to: ``customer_id``, ``cluster``.
+    history : DataFrame
+        What each customer bought before (:func:`purchase_history`): never recommended.
+    names : DataFrame
+        :func:`product_names`.
+    top_n : int
+        List length, >= 1.
+    candidates : int
+        How far down the segment's list to look, >= ``top_n``.
+    rules : DataFrame, optional
+        :func:`basket_rules`; when given, rules the customer's history fires add and
+        re-rank candidates (see the module docstring).
+
+    Returns
+    -------
+    DataFrame
+        :data:`RECOMMENDATION_COLUMNS`: ``rank`` 1..``top_n`` (fewer when the customer has
+        bought nearly everything listed), ``score`` (penetration or confidence), ``reason``.
+    """
+    if top_n < 1:
+        raise ValueError(f"top_n must be >= 1, got {top_n}")
+    if candidates < top_n:
+        raise ValueError(f"candidates must be >= top_n ({top_n}), got {candidates}")
+    members = segments.select(C.CUSTOMER_ID, C.CLUSTER)
+    listed = ranking.filter(F.col(C.RANK) <= candidates).select(
+        C.CLUSTER, C.RANK, C.PRODUCT_ID, C.PENETRATION
+    )
+    segment_lists = listed.filter(F.col(C.CLUSTER).isNotNull())
+    everyone_list = listed.filter(F.col(C.CLUSTER).isNull()).drop(C.CLUSTER)
+
+    with_skipped = _skipped_ranks(members, segment_lists, history, keys=[C.CLUSTER])
+    proposed = _list_heads(
+        with_skipped,
+        segment_lists,
+        keys=[C.CLUSTER],
+        top_n=top_n,
+        priority=0,
+        reason=REASON_SEGMENT,
+    )
+    if rules is not None:
+        fired = _rule_candidates(rules, history, names).join(
+            _of_products(history, rules.select(F.col(C.CONSEQUENT).alias(C.PRODUCT_ID))),
+            [C.CUSTOMER_ID, C.PRODUCT_ID],
+            "left_anti",
+        )
+        proposed = proposed.unionByName(fired)
+
+    # Customers whose segment list, less what they bought, is shorter than top_n get the
+    # all-customers list after it, less what they bought.
+    list_lengths = segment_lists.groupBy(C.CLUSTER).agg(F.count("*").alias(C.LIST_LENGTH))
+    short = (
+        with_skipped.join(F.broadcast(list_lengths), C.CLUSTER, "left")
+        .filter(F.coalesce(C.LIST_LENGTH, F.lit(0)) - F.size(C.SKIPPED_RANKS) < F.lit(top_n))
+        .select(C.CUSTOMER_ID)
+    )
+    fill = _list_heads(
+        _skipped_ranks(short, everyone_list, history, keys=[]),
+        everyone_list,
+        keys=[],
+        top_n=top_n,
+        priority=1,
+        reason=REASON_ALL,
+    )
+    # A product proposed twice keeps its best proposal: the segment list's or a rule's before
+    # the all-customers list's, then the higher score. One shuffle by customer serves both
+    # windows.
+    best = Window.partitionBy(C.CUSTOMER_ID, C.PRODUCT_ID).orderBy(
+        C.PRIORITY, F.desc(C.SCORE), F.col(C.LIST_RANK).asc_nulls_last(), F.col(C.REASON)
+    )
+    order = Window.partitionBy(C.CUSTOMER_ID).orderBy(
+        C.PRIORITY, F.desc(C.SCORE), F.col(C.LIST_RANK).asc_nulls_last(), C.PRODUCT_ID
+    )
+    return (
+        proposed.unionByName(fill)
+        .repartition(C.CUSTOMER_ID)
+        .withColumn(C.RANK, F.row_number().over(best))
+        .filter(F.col(C.RANK) == 1)
+        .withColumn(C.RANK, F.row_number().over(order))
+        .filter(F.col(C.RANK) <= top_n)
+        .join(F.broadcast(names), C.PRODUCT_ID, "left")
+        .select(*RECOMMENDATION_COLUMNS)
+    )
+
+
+def _of_products(history: DataFrame, products: DataFrame) -> DataFrame:
+    """
+    The rows of ``history`` whose product is in ``products`` (a few: list entries or rule
+    consequents), found without a shuffle of the history.
+    """
+    return history.join(F.broadcast(products.distinct()), C.PRODUCT_ID, "left_semi")
+
+
+def _skipped_ranks(
+    customers: DataFrame, lists: DataFrame, history: DataFrame, *, keys: list[str]
+) -> DataFrame:
+    """
+    ``customers`` (``customer_id`` and the ``keys``) with ``_skipped_ranks``: the ranks, in
+    their list of ``lists`` (the ``keys``, ``rank``, ``product_id``; one list when ``keys`` is
+    empty), of the products they bought (``history``); an empty array when none.
+    """
+    owned = _of_products(history, lists.select(C.PRODUCT_ID)).join(customers, C.CUSTOMER_ID)
+    small = F.broadcast(lists.select(*keys, C.PRODUCT_ID, C.RANK))
+    bought = (
+        owned.join(small, [*keys, C.PRODUCT_ID])
+        .groupBy(C.CUSTOMER_ID)
+        .agg(F.collect_list(C.RANK).alias(C.SKIPPED_RANKS))
+    )
+    return customers.join(bought, C.CUSTOMER_ID, "left").withColumn(
+        C.SKIPPED_RANKS, F.coalesce(C.SKIPPED_RANKS, F.array().cast("array<int>"))
+    )
+
+
+def _list_heads(
+    with_skipped: DataFrame,
+    lists: DataFrame,
+    *,
+    keys: list[str],
+    top_n: int,
+    priority: int,
+    reason: str,
+) -> DataFrame:
+    """
+    The first ``top_n`` products of each customer's list that they did not buy: the entries
+    of ``lists`` whose rank is not skipped and at most ``top_n`` + the number skipped (a few
+    more where a skipped rank lies beyond that), as candidates scored by penetration.
+
+    Each customer meets ``top_n`` + their purchases from the list rows instead of the whole
+    list, and no join with the purchase history is needed: the skipped ranks travel with the
+    customer.
+    """
+    rank = F.col(C.RANK)
+    skipped = F.col(C.SKIPPED_RANKS)
+    small = F.broadcast(lists)
+    paired = with_skipped.join(small, keys) if keys else with_skipped.crossJoin(small)
+    return paired.filter(
+        (rank <= F.size(skipped) + F.lit(top_n)) & ~F.array_contains(skipped, rank)
+    ).select(
+        C.CUSTOMER_ID,
+        C.PRODUCT_ID,
+        F.col(C.PENETRATION).alias(C.SCORE),
+        rank.alias(C.LIST_RANK),
+        F.lit(priority).alias(C.PRIORITY),
+        F.lit(reason).alias(C.REASON),
+    )
+
+
+def same_list_for_everyone(
+    ranking: DataFrame, segments: DataFrame, *, top_n: int, per_segment: bool
+) -> DataFrame:
+    """
+    The plain popularity recommenders: every customer gets their segment's first ``top_n``
+    (``per_segment``) or the all-customers first ``top_n``, bought before or not.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_id``, ``rank``, ``product_id``.
+    """
+    listed = ranking.filter(F.col(C.RANK) <= top_n)
+    if per_segment:
+        return segments.join(listed.filter(F.col(C.CLUSTER).isNotNull()), C.CLUSTER).select(
+            C.CUSTOMER_ID, C.RANK, C.PRODUCT_ID
+        )
+    return (
+        segments.select(C.CUSTOMER_ID)
+        .crossJoin(listed.filter(F.col(C.CLUSTER).isNull()).select(C.RANK, C.PRODUCT_ID))
+        .select(C.CUSTOMER_ID, C.RANK, C.PRODUCT_ID)
+    )
+
+
+@dataclass(frozen=True)
+class Recommender:
+    """
+    What every list of one period and one segmentation is built from: ``recommend`` writes its
+    tables from it, ``evaluate`` builds one on the training period and scores its lists.
+    Assemble it with :meth:`assemble`; the frames are lazy unless ``keep`` persisted them.
+
+    Attributes
+    ----------
+    bought : DataFrame
+        Purchases (:func:`purchases`) in the modelled period, :data:`PURCHASE_COLUMNS` only.
+    history : DataFrame
+        :func:`purchase_history` of ``bought`` (of the ``history_of`` customers only, if
+        given): never recommended again.
+    names : DataFrame
+        :func:`product_names` of ``bought``.
+    recent : DataFrame
+        ``bought`` in the top lists' window (``recommend.window_months``).
+    ranking : DataFrame
+        :func:`product_ranking` of ``recent`` over the segments.
+    settings : RecommendConfig
+    """
+
+    bought: DataFrame
+    history: DataFrame
+    names: DataFrame
+    recent: DataFrame
+    ranking: DataFrame
+    settings: RecommendConfig
+
+    @classmethod
+    def assemble(
+        cls,
+        order_lines: DataFrame,
+        segments: DataFrame,
+        period: Period,
+        settings: RecommendConfig,
+        keep: Callable[[DataFrame], DataFrame] = lambda df: df,
+        *,
+        history_of: DataFrame | None = None,
+    ) -> Recommender:
+        """
+        Parameters
+        ----------
+        order_lines : DataFrame
+            The ``order_lines`` table (any dates: the period selects).
+        segments : DataFrame
+            ``customer_segments`` of the same period: ``customer_id``, ``cluster``,
+            ``segment_name``.
+        period : Period
+        settings : RecommendConfig
+        keep : callable, optional
+            Applied to the frames read more than once and costly to compute again
+            (``history``, ``names``, ``ranking``), e.g. a job's ``persist``. ``bought`` is
+            not kept: a scan of its columns of ``order_lines`` is cheaper than persisting
+            millions of lines.
+        history_of : DataFrame, optional
+            The customers (``customer_id``) whose history will be asked for, when not
+            everybody's: ``history`` then holds only theirs (``evaluate`` scores a sample).
+
+        Raises
+        ------
+        InputError
+            No purchase with a product in the period, or none by a segmented customer in the
+            top lists' window.
+        """
+        bought = purchases(
+            period.modelled(order_lines), exclude_products=settings.exclude_products
+        ).select(*PURCHASE_COLUMNS)
+        if bought.limit(1).count() == 0:
+            raise InputError(
+                f"order_lines has no purchases with a product ({period.describe()}): "
+                "recommendations need product lines (a source of kind 'transactions' without "
+                "product_id has none)"
+            )
+        recent = period.recent(bought, months=settings.window_months)
+        ranking = keep(product_ranking(recent, segments))
+        if ranking.limit(1).count() == 0:
+            raise InputError(
+                f"no purchases by segmented customers in the {settings.window_months} month(s) "
+                f"up to {period.as_of}: check --as-of, and run segment on features of the same "
+                "data"
+            )
+        owners = bought
+        if history_of is not None:
+            owners = bought.join(history_of.select(C.CUSTOMER_ID), C.CUSTOMER_ID, "left_semi")
+        return cls(
+            bought=bought,
+            history=keep(purchase_history(owners)),
+            names=keep(product_names(bought)),
+            recent=recent,
+            ranking=ranking,
+            settings=settings,
+        )
+
+    def top_products(self) -> DataFrame:
+        """Table ``segment_top_products``: :func:`segment_top_products` at ``top_n``."""
+        return segment_top_products(self.ranking, self.names, top_n=self.settings.top_n)
+
+    def basket_rules(self) -> DataFrame:
+        """Table ``basket_rules``: :func:`basket_rules` over the window's baskets."""
+        return basket_rules(
+            self.recent,
+            min_support=self.settings.min_support,
+            min_confidence=self.settings.min_confidence,
+        )
+
+    def customer_lists(self, customers: DataFrame, *, rules=None) -> DataFrame:
+        """
+        Table ``customer_recommendations`` for ``customers`` (``customer_id``, ``cluster``):
+        :func:`customer_recommendations`, with ``rules`` when ``use_basket_rules`` is set.
+        """
+        return customer_recommendations(
+            self.ranking,
+            customers,
+            self.history,
+            self.names,
+            top_n=self.settings.top_n,
+            candidates=self.settings.candidates,
+            rules=rules if self.settings.use_basket_rules else None,
+        )
+
+    def evaluation_lists(
+        self, audience: DataFrame, history: DataFrame, rules: DataFrame, *, top_n: int
+    ) -> dict[str, DataFrame]:
+        """:func:`evaluation_lists` for ``audience``, ``top_n`` long (the largest K)."""
+        return evaluation_lists(
+            self.ranking,
+            audience,
+            history,
+            self.names,
+            rules,
+            top_n=top_n,
+            candidates=max(self.settings.candidates, top_n),
+        )
+
+
+def relevant_products(
+    test_bought: DataFrame, population: DataFrame, *, new_only_given: DataFrame | None = None
+) -> DataFrame:
+    """
+    What the evaluation counts as a hit: distinct (``customer_id``, ``product_id``) bought in
+    the test weeks by the customers of ``population`` (needs ``customer_id``); with
+    ``new_only_given`` (a :func:`purchase_history` of the training period), only products the
+    customer had not bought before.
+    """
+    relevant = purchase_history(test_bought).join(
+        population.select(C.CUSTOMER_ID), C.CUSTOMER_ID, "left_semi"
+    )
+    if new_only_given is not None:
+        relevant = relevant.join(new_only_given, [C.CUSTOMER_ID, C.PRODUCT_ID], "left_anti")
+    return relevant
+
+
+def evaluation_audience(segments: DataFrame, relevant: DataFrame) -> DataFrame:
+    """
+    The customers of ``segments`` (``customer_id``, ``cluster``) that an evaluation scores:
+    those with a row in ``relevant`` (:func:`relevant_products` of every product bought in the
+    test weeks). :func:`ranking_metrics` scores only them, so lists for anybody else are work
+    for nothing: most customers buy nothing in a few test weeks.
+    """
+    return segments.select(C.CUSTOMER_ID, C.CLUSTER).join(
+        relevant.select(C.CUSTOMER_ID), C.CUSTOMER_ID, "left_semi"
+    )
+
+
+def customer_sample(df: DataFrame, fraction: float) -> DataFrame:
+    """
+    The rows of ``df`` (needs ``customer_id``) of about ``fraction`` of its customers, chosen
+    by a hash of the customer id: the same customers whatever the partitioning or the run, and
+    all rows of a chosen customer.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    buckets = 1_000_000
+    bucket = F.pmod(F.xxhash64(C.CUSTOMER_ID), F.lit(buckets))
+    return df.filter(bucket < F.lit(int(round(fraction * buckets))))
+
+
+def ranking_metrics(
+    recommended: DataFrame,
+    relevant: DataFrame,
+    *,
+    ks: Sequence[int],
+    catalogue_size: int,
+    keys: Sequence[str] = (),
+) -> DataFrame:
+    """
+    Precision@K, recall@K, MAP@K and coverage of ranked lists against what was bought.
+
+    Parameters
+    ----------
+    recommended : DataFrame
+        ``customer_id``, ``rank`` (1 = first), ``product_id``, and those of the ``keys`` the
+        lists depend on; unique ranks per customer and key. A key it lacks (e.g. ``target``)
+        scores the same list against every value of that key in ``relevant``.
+    relevant : DataFrame
+        ``customer_id``, ``product_id`` and the ``keys``: the hits. Its customers are the
+        ones scored; a customer with no list scores 0.
+    ks : sequence of int
+        List lengths, each >= 1.
+    catalogue_size : int
+        Products that could have been recommended (the denominator of coverage), >= 1.
+    keys : sequence of str
+        Columns to score apart (e.g. ``recommender``, ``target``), so that many lists are
+        scored in one pass.
+
+    Returns
+    -------
+    DataFrame
+        The ``keys`` and :data:`METRICS_SCHEMA`, one row per key combination in ``relevant``
+        and K: ``users`` scored, the three means over them, and ``coverage``: distinct
+        products in the scored customers' first K / catalogue. Without ``keys`` there is a row
+        per K even when nobody is scored (``users`` 0, null means).
+
+    Every list entry is read once for all K: a customer's hits so far at a rank do not
+    depend on K, and each K's sums are conditional sums over the first K ranks. The lists meet
+    the hits in one join by customer, which also partitions them for the window and the sums.
+    """
+    if not ks or any(k < 1 for k in ks):
+        raise ValueError(f"ks must list values >= 1, got {list(ks)}")
+    if catalogue_size < 1:
+        raise ValueError(f"catalogue_size must be >= 1, got {catalogue_size}")
+    keys = list(keys)
+    ks = sorted(set(int(k) for k in ks))
+    user_keys = [*keys, C.CUSTOMER_ID]
+    list_keys = [key for key in user_keys if key in recommended.columns]
+    per_user = (
+        relevant.select(*user_keys, C.PRODUCT_ID)
+        .groupBy(*user_keys)
+        .agg(F.collect_set(C.PRODUCT_ID).alias(C.WANTED))
+        .withColumn(C.RELEVANT_COUNT, F.size(C.WANTED))
+    )
+    listed = recommended.filter(F.col(C.RANK) <= max(ks)).select(*list_keys, C.RANK, C.PRODUCT_ID)
+    hit = F.when(F.array_contains(C.WANTED, F.col(C.PRODUCT_ID)), 1).otherwise(0)
+    entries = (
+        per_user.join(listed, list_keys, "left")
+        .withColumn(C.HIT, hit)
+        .withColumn(
+            C.HITS_SO_FAR, F.sum(C.HIT).over(Window.partitionBy(*user_keys).orderBy(C.RANK))
+        )
+    )
+
+    def in_first(k: int, value: Column) -> Column:
+        return F.coalesce(F.sum(F.when(F.col(C.RANK) <= k, value)), F.lit(0))
+
+    hits = F.col(C.HIT)
+    users = entries.groupBy(*user_keys, C.RELEVANT_COUNT).agg(
+        *[in_first(k, hits).alias(f"{C.HIT}_{k}") for k in ks],
+        *[
+            in_first(k, hits * F.col(C.HITS_SO_FAR) / F.col(C.RANK)).alias(f"{C.MAP_AT_K}_{k}")
+            for k in ks
+        ],
+    )
+    relevant_count = F.col(C.RELEVANT_COUNT)
+    means = users.groupBy(*keys).agg(
+        F.count("*").alias(C.USERS),
+        *[F.avg(F.col(f"{C.HIT}_{k}") / k).alias(f"{C.PRECISION_AT_K}_{k}") for k in ks],
+        *[F.avg(F.col(f"{C.HIT}_{k}") / relevant_count).alias(f"{C.RECALL_AT_K}_{k}") for k in ks],
+        *[
+            F.avg(F.col(f"{C.MAP_AT_K}_{k}") / F.least(F.lit(k), relevant_count)).alias(
+                f"{C.MAP_AT_K}_{k}"
+            )
+            for k in ks
+        ],
+    )
+    best_ranks = (
+        entries.filter(F.col(C.PRODUCT_ID).isNotNull())
+        .groupBy(*keys, C.PRODUCT_ID)
+        .agg(F.min(C.RANK).alias(C.RANK))
+    )
+    coverage = best_ranks.groupBy(*keys).agg(
+        *[
+            (F.count(F.when(F.col(C.RANK) <= k, 1)) / F.lit(float(catalogue_size))).alias(
+                f"{C.COVERAGE}_{k}"
+            )
+            for k in ks
+        ]
+    )
+    per_k = F.explode(
+        F.array(
+            *[
+                F.struct(
+                    F.lit(k).alias(C.K),
+                    F.col(f"{C.PRECISION_AT_K}_{k}").alias(C.PRECISION_AT_K),
+                    F.col(f"{C.RECALL_AT_K}_{k}").alias(C.RECALL_AT_K),
+                    F.col(f"{C.MAP_AT_K}_{k}").alias(C.MAP_AT_K),
+                    F.col(f"{C.COVERAGE}_{k}").alias(C.COVERAGE),
+                )
+                for k in ks
+            ]
+        )
+    )
+    # Without keys both are global aggregates: one row each, also when nobody is scored.
+    rows = means.join(coverage, keys, "left") if keys else means.crossJoin(coverage)
+    return rows.select(*keys, C.USERS, per_k.alias("_per_k")).select(
+        *keys,
+        F.col(f"_per_k.{C.K}").cast("int").alias(C.K),
+        F.coalesce(C.USERS, F.lit(0)).cast("long").alias(C.USERS),
+        f"_per_k.{C.PRECISION_AT_K}",
+        f"_per_k.{C.RECALL_AT_K}",
+        f"_per_k.{C.MAP_AT_K}",
+        F.coalesce(f"_per_k.{C.COVERAGE}", F.lit(0.0)).alias(C.COVERAGE),
+    )
+
+
+def score_recommenders(
+    lists: dict[str, DataFrame],
+    relevant: dict[str, DataFrame],
+    *,
+    ks: Sequence[int],
+    catalogue_size: int,
+) -> DataFrame:
+    """
+    :func:`ranking_metrics` of every list (``recommender`` name -> ``customer_id``, ``rank``,
+    ``product_id``) against every target (``target`` name -> ``customer_id``, ``product_id``),
+    in one pass.
+
+    Returns
+    -------
+    DataFrame
+        ``recommender``, ``target`` and :data:`METRICS_SCHEMA`, one row per recommender,
+        target and K.
+    """
+    spark = next(iter(lists.values())).sparkSession
+    names = spark.createDataFrame([(n,) for n in lists], f"{C.RECOMMENDER} string")
+    recommended = _union(
+        df.select(F.lit(name).alias(C.RECOMMENDER), C.CUSTOMER_ID, C.RANK, C.PRODUCT_ID)
+        for name, df in lists.items()
+    )
+    hits = _union(
+        df.select(F.lit(name).alias(C.TARGET), C.CUSTOMER_ID, C.PRODUCT_ID)
+        for name, df in relevant.items()
+    ).crossJoin(F.broadcast(names))
+    return ranking_metrics(
+        recommended,
+        hits,
+        ks=ks,
+        catalogue_size=catalogue_size,
+        keys=[C.RECOMMENDER, C.TARGET],
+    )
+
+
+def _union(frames: Iterable[DataFrame]) -> DataFrame:
+    frames = list(frames)
+    out = frames[0]
+    for df in frames[1:]:
+        out = out.unionByName(df)
+    return out
+
+
+def evaluation_lists(
+    ranking: DataFrame,
+    segments: DataFrame,
+    history: DataFrame,
+    names: DataFrame,
+    rules: DataFrame,
+    *,
+    top_n: int,
+    candidates: int,
+) -> dict[str, DataFrame]:
+    """
+    The lists of every recommender in :data:`RECOMMENDERS`, each ``customer_id``, ``rank``,
+    ``product_id`` for every customer of ``segments``, from training-period inputs.
+
+    ``global_popular`` (the baseline) and ``segment_popular`` give everybody (in a segment) the
+    same list; ``global_not_bought`` and ``segment_not_bought`` drop what the customer bought;
+    ``segment_not_bought_rules`` also lets basket rules in. ``history`` needs only the
+    customers of ``segments``: passing just theirs spares the three lists that read it the
+    purchases of everybody else.
+    """
+    everyone_only = ranking.filter(F.col(C.CLUSTER).isNull())
+    args = dict(top_n=top_n, candidates=candidates)
+    lists = {
+        "global_popular": same_list_for_everyone(ranking, segments, top_n=top_n, per_segment=False),
+        "segment_popular": same_list_for_everyone(ranking, segments, top_n=top_n, per_segment=True),
+        "global_not_bought": customer_recommendations(
+            everyone_only, segments, history, names, **args
+        ),
+        "segment_not_bought": customer_recommendations(ranking, segments, history, names, **args),
+        "segment_not_bought_rules": customer_recommendations(
+            ranking, segments, history, names, rules=rules, **args
+        ),
+    }
+    return {name: df.select(C.CUSTOMER_ID, C.RANK, C.PRODUCT_ID) for name, df in lists.items()}
+
+
+def format_evaluation(rows: Iterable[Sequence]) -> list[str]:
+    """
+    A plain-text table of evaluation rows (``recommender, target, k, users, precision,
+    recall, map, coverage``, as in :data:`EVALUATION_SCHEMA`), one string per line.
+    """
+    header = f"{'recommender':<26} {'target':<6} {'K':>3} {'users':>8} "
+    header += f"{'prec@K':>7} {'recall@K':>8} {'MAP@K':>7} {'coverage':>8}"
+    lines = [header]
+    for recommender, target, k, users, precision, recall, mean_ap, coverage, *_ in rows:
+        cells = [_figure(v) for v in (precision, recall, mean_ap, coverage)]
+        lines.append(
+            f"{recommender:<26} {target:<6} {k:>3} {users:>8,} "
+            f"{cells[0]:>7} {cells[1]:>8} {cells[2]:>7} {cells[3]:>8}"
+        )
+    return lines
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

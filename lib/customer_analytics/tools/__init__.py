@@ -1,0 +1,1 @@
+"""Tools at the top of the graph: building the JVM class archive."""
