@@ -18,6 +18,7 @@ import pytest
 
 from customer_analytics.config.source_kinds import DEFAULT_DATE_FORMATS
 from customer_analytics.core import columns as C
+from customer_analytics.stages.period import last_order_as_of
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
@@ -174,7 +175,7 @@ def test_project_computes_the_same_features_from_the_same_rows(spark, peers, sou
     prepared = ingest.prepare(spark.read.parquet(source), config)
     orders = ingest.orders(prepared)
     lines = ingest.order_lines(prepared)
-    as_of = features.last_order_date(orders)
+    as_of = last_order_as_of(orders)
     excluded = [ExcludePeriod(start=date(2021, 1, 1), end=date(2021, 12, 31))]
     single_view = features.customer_features(orders, lines, Period(as_of, exclude_periods=excluded))
     project = single_view.select(*peers.FEATURE_COLUMNS).toPandas()

@@ -15,6 +15,7 @@ import pytest
 from deltalake import DeltaTable
 
 from customer_analytics import cli
+from customer_analytics.orchestration import runner
 from tests.conftest import FIXTURES, REPO, table_rows
 
 
@@ -224,7 +225,7 @@ def test_a_run_record_that_cannot_be_appended_is_one_more_line_after_the_runs_ow
     def lost(*_args, **_kwargs):
         raise RuntimeError("the JVM is gone\n\tat a Java frame")
 
-    monkeypatch.setattr(cli, "_append_run_record", lost)
+    monkeypatch.setattr(runner, "append_run_record", lost)
 
     code = cli.main(["features", "--set", f"warehouse.path={tmp_path / 'wh'}"])
 
@@ -240,7 +241,7 @@ def test_a_run_record_that_cannot_be_appended_is_one_more_line_after_the_runs_ow
 def test_a_succeeded_run_whose_record_cannot_be_appended_exits_1_and_says_so(
     spark, tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setattr(cli, "_append_run_record", lambda *_: 1 / 0)
+    monkeypatch.setattr(runner, "append_run_record", lambda *_: 1 / 0)
 
     code = cli.main(["vacuum", "--set", f"warehouse.path={tmp_path / 'wh'}"])
 

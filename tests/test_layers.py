@@ -23,7 +23,7 @@ def module_name(path: Path) -> str:
 
 
 def imported_modules(path: Path, modules: set[str]) -> set[str]:
-    """The package's modules ``path`` imports (``from a.b import c`` names ``a.b.c`` if a module)."""
+    """The package's modules ``path`` imports; ``from a.b import c`` names ``a.b.c`` if a module."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):

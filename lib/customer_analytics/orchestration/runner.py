@@ -84,7 +84,7 @@ def run(
         error_line(f"{job_name} failed: {error.splitlines()[0]}")
     record.finish("succeeded" if code == EXIT_OK else "failed", progress.stages, error)
     try:
-        _append_run_record(warehouse, record.to_frame(spark))
+        append_run_record(warehouse, record.to_frame(spark))
     except Exception as exc:  # the run's own outcome matters more than its record
         cause = first_line(exc, limit=300)
         if code == EXIT_OK:
@@ -103,7 +103,7 @@ def run(
     return code
 
 
-def _append_run_record(warehouse, record, attempts: int = 3) -> None:
+def append_run_record(warehouse, record, attempts: int = 3) -> None:
     """
     Append to the runs table; an append that lost to another run's commit (both creating the
     table) is tried again, as an append's rows are not yet in the table.

@@ -62,7 +62,7 @@ def cut_lineage(df, level: StorageLevel):
 class Persisted:
     """
     DataFrames a job reads more than once: ``keep(df)`` persists one at ``level``,
-    ``release()`` all.
+    ``release()`` all (or leave the ``with`` block).
 
     With ``cut_lineage``, ``keep`` computes the frame now into a checkpoint instead
     (:func:`cut_lineage`): the frames built on it then plan from a leaf, not from the whole
@@ -79,11 +79,13 @@ class Persisted:
         self._level = level
         self._cut_lineage = cut_lineage
 
-    def keep(self, df):
+    def keep(self, df, level: StorageLevel | None = None):
+        """``df`` persisted (or checkpointed) at ``level``, by default the instance's."""
+        level = level or self._level
         if self._cut_lineage:
-            self._frames.append(cut_lineage(df, self._level))
+            self._frames.append(cut_lineage(df, level))
         else:
-            self._frames.append(df.persist(self._level))
+            self._frames.append(df.persist(level))
         return self._frames[-1]
 
     def adopt(self, df):
@@ -95,3 +97,9 @@ class Persisted:
         for df in self._frames:
             df.unpersist()
         self._frames.clear()
+
+    def __enter__(self) -> Persisted:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()

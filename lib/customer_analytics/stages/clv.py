@@ -49,7 +49,6 @@ from pyspark.sql import types as T
 from customer_analytics.config.schema import ClvConfig
 from customer_analytics.core import columns as C
 from customer_analytics.core.errors import InputError
-from customer_analytics.core.settings import sql_settings
 from customer_analytics.stages import btyd
 from customer_analytics.stages.features import PERIOD_DAYS
 
@@ -58,6 +57,9 @@ SUMMARY = [C.FREQUENCY, C.RECENCY, C.T, C.MONETARY_VALUE]
 
 #: Days in one discounting step of ``ltv_predicted``.
 STEP_DAYS = 30
+#: Runtime settings the caller sets around :meth:`ClvModel.fit`: the summary reaches the driver
+#: through Arrow (a few numbers per customer, but millions of customers).
+FIT_SETTINGS = {"spark.sql.execution.arrow.pyspark.enabled": "true"}
 
 MODELS_SCHEMA = T.StructType(
     [
@@ -267,6 +269,16 @@ class ClvModel:
         )
 
 
+def with_customer_value(customer_features: DataFrame, customer_clv: DataFrame) -> DataFrame:
+    """
+    ``customer_features`` with ``p_alive``, ``expected_spend`` and ``ltv_predicted`` of
+    ``customer_clv`` joined on by customer (null for a customer without a score). Both frames
+    must be of the same ``as_of``: the caller checks it.
+    """
+    values = customer_clv.select(C.CUSTOMER_ID, *C.CUSTOMER_VALUE_COLUMNS)
+    return customer_features.join(values, C.CUSTOMER_ID, "left")
+
+
 def _fitting_summary(
     customer_features: DataFrame, settings: ClvConfig
 ) -> tuple[pd.DataFrame, date]:
@@ -298,9 +310,7 @@ def _fitting_summary(
     selected = known.select(*SUMMARY)
     if settings.sample_size is not None and rows > settings.sample_size:
         selected = selected.sample(fraction=settings.sample_size / rows, seed=settings.seed)
-    arrow = {"spark.sql.execution.arrow.pyspark.enabled": "true"}
-    with sql_settings(customer_features.sparkSession, arrow):
-        summary = selected.toPandas()  # four numbers per customer
+    summary = selected.toPandas()  # four numbers per customer
     # In a fixed order, so that the fit does not depend on the partitioning of the input.
     return summary.sort_values(SUMMARY, kind="mergesort", ignore_index=True), as_of
 

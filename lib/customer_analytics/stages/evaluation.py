@@ -1,7 +1,8 @@
 """
-The evaluation's policy (``recommend.evaluation``): where the time split falls, which days are
-tested, and which segmentation is refitted on the training period. The metrics themselves are
-in :mod:`customer_analytics.stages.recommend`.
+The evaluation of the recommenders (``recommend.evaluation``): where the time split falls,
+which days are tested, which segmentation is refitted on the training period, and the whole
+run of :func:`evaluate_recommenders`. The metrics themselves are in
+:mod:`customer_analytics.stages.recommend`.
 
 The test days are ``cutoff`` .. ``cutoff + test_weeks - 1 day``, never past the run's
 ``as_of``: an evaluation as of a past date reads nothing after it, whatever the cutoff. The
@@ -11,14 +12,20 @@ excluded periods); excluded periods are left out of the test days too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
-from customer_analytics.config.schema import EvaluationConfig, SegmentationConfig
+from customer_analytics.config.schema import Config, EvaluationConfig, SegmentationConfig
+from customer_analytics.core import columns as C
 from customer_analytics.core.errors import InputError
+from customer_analytics.runtime.materialize import cut_lineage
+from customer_analytics.stages import features, recommend, segmentation
 from customer_analytics.stages.period import Period
+from customer_analytics.stages.recommend import Recommender
 
 
 @dataclass(frozen=True)
@@ -88,3 +95,128 @@ def refit_settings(seg_cfg: SegmentationConfig, saved_k: int | None) -> Segmenta
     if seg_cfg.k is not None or saved_k is None:
         return seg_cfg
     return seg_cfg.model_copy(update={"k": int(saved_k)})
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """
+    What :func:`evaluate_recommenders` measured: one tuple per recommender, target and K, in
+    the order of :data:`recommend.RECOMMENDERS` (``recommender``, ``target``, ``k``,
+    ``customers`` and the metrics of :data:`recommend.EVALUATION_SCHEMA`), and the figures of
+    the refit.
+    """
+
+    rows: list[tuple]
+    k: int
+    catalogue: int
+
+    def table(self, spark, plan: EvaluationPlan, run_id: str) -> DataFrame:
+        """Table ``recommendation_eval``: the rows with the cutoff, the test end and the run."""
+        rows = [(*row, plan.cutoff, plan.test_end, run_id) for row in self.rows]
+        return spark.createDataFrame(rows, recommend.EVALUATION_SCHEMA)
+
+    @property
+    def customers(self) -> int:
+        """The customers scored (those with a purchase in the test days, or their sample)."""
+        return max((row[3] for row in self.rows if row[1] == "all"), default=0)
+
+
+def evaluate_recommenders(
+    order_lines: DataFrame,
+    orders: DataFrame,
+    plan: EvaluationPlan,
+    cfg: Config,
+    *,
+    saved_k: int | None,
+    keep: Callable[[DataFrame], DataFrame],
+    say: Callable[[str], None],
+) -> EvaluationResult:
+    """
+    Refit features, segments, top lists and basket rules on ``plan.training``, then score
+    every recommender on the purchases of the test days against the global most-popular list.
+
+    Parameters
+    ----------
+    order_lines, orders : DataFrame
+        The silver tables.
+    plan : EvaluationPlan
+        The time split.
+    cfg : Config
+        ``recommend`` (lists, rules and ``evaluation``), ``segmentation`` and ``features``.
+    saved_k : int, optional
+        The K of the latest saved segmentation model, which the refit keeps.
+    keep : callable
+        Materialises a frame read more than once and returns it (the caller releases them).
+    say : callable
+        Prints one progress line.
+
+    Returns
+    -------
+    EvaluationResult
+    """
+    ev = cfg.recommend.evaluation
+    seg_cfg = refit_settings(cfg.segmentation, saved_k)
+    # the lists need each customer's cluster only: no other feature, no segment name
+    single_view = keep(
+        features.customer_features(
+            orders,
+            order_lines,
+            plan.training,
+            columns=[C.CUSTOMER_ID, C.AS_OF, *seg_cfg.features],
+            expected_lifetime_years=cfg.features.expected_lifetime_years,
+            time_unit=cfg.clv.period,
+        )
+    )
+    fitted = segmentation.refit(single_view, seg_cfg, named=False)
+    keep(fitted.scored)
+    segments = keep(fitted.segments)
+    say(f"[evaluate] segments refitted before the cutoff: K={fitted.k}")
+    test_bought = recommend.purchases(
+        plan.tested(order_lines), exclude_products=cfg.recommend.exclude_products
+    )
+    buyers = keep(
+        recommend.evaluation_audience(segments, recommend.relevant_products(test_bought, segments))
+    )
+    audience = _audience(buyers, ev.max_customers, keep, say)
+    # only the audience's purchase history is read: the lists and the "new" target
+    trained = Recommender.assemble(
+        order_lines, segments, plan.training, cfg.recommend, keep, history_of=audience
+    )
+    rules = keep(trained.basket_rules())
+    relevant = {
+        "all": keep(recommend.relevant_products(test_bought, audience)),
+        "new": keep(
+            recommend.relevant_products(test_bought, audience, new_only_given=trained.history)
+        ),
+    }
+    catalogue = trained.names.count()
+    lists = trained.evaluation_lists(audience, trained.history, rules, top_n=max(ev.k))
+    # Each list becomes one leaf of the scoring plan, which otherwise repeats every list's
+    # lineage in each of its branches: planning that tree, or comparing it with the cached
+    # plans when they are released, filled a 4g heap even on 14 orders. On disk: the blocks of
+    # a local checkpoint stay until the JVM collects the frame, and in the heap they left too
+    # little of 4g for the scoring at 10M transactions.
+    lists = {name: cut_lineage(df, StorageLevel.DISK_ONLY) for name, df in lists.items()}
+    metrics = recommend.score_recommenders(
+        lists, relevant, ks=ev.k, catalogue_size=catalogue
+    ).collect()  # one row per recommender, target and K
+    order = {name: i for i, name in enumerate(recommend.RECOMMENDERS)}
+    rows = sorted(
+        (tuple(row) for row in metrics),
+        key=lambda r: (order.get(r[0], len(order)), recommend.TARGETS.index(r[1]), r[2]),
+    )
+    return EvaluationResult(rows, fitted.k, catalogue)
+
+
+def _audience(buyers: DataFrame, limit: int | None, keep, say) -> DataFrame:
+    """``buyers``, or a fixed sample of about ``limit`` of them."""
+    total = buyers.count()
+    if limit is None or total <= limit:
+        say(f"[evaluate] scoring all {total:,} customers who bought in the test weeks")
+        return buyers
+    sample = keep(recommend.customer_sample(buyers, limit / total))
+    say(
+        f"[evaluate] scoring a fixed sample of {sample.count():,} of the {total:,} customers who "
+        f"bought in the test weeks (recommend.evaluation.max_customers: {limit:,})"
+    )
+    return sample

@@ -72,11 +72,6 @@ RFM_COLUMNS = (C.R_SCORE, C.F_SCORE, C.M_SCORE, C.RFM_SCORE, C.RFM_SEGMENT)
 CUSTOMER_FEATURE_COLUMNS = C.CUSTOMER_FEATURE_COLUMNS
 
 
-def last_order_date(orders: DataFrame) -> date | None:
-    """The date of the last order (the default ``as_of``); one tiny aggregation."""
-    return orders.agg(F.max(C.ORDER_DATE)).first()[0]
-
-
 def customer_features(
     orders: DataFrame,
     order_lines: DataFrame,

@@ -779,6 +779,22 @@ class Reconciliation:
         parts = self.accepted_rows + sum(self.quarantined.values()) + sum(self.excluded.values())
         return parts == self.input_rows
 
+    def require_balanced(self) -> Reconciliation:
+        """``self`` when input rows = accepted + quarantined + excluded; else nothing is written."""
+        if not self.balanced:
+            raise RuntimeError(f"ingest does not reconcile, nothing written: {self}")
+        return self
+
+    def require_written(self, lines: int) -> Reconciliation:
+        """``self`` when ``lines`` order lines were written, as many as the accepted rows hold."""
+        if lines != self.lines_written:
+            raise RuntimeError(f"ingest does not reconcile: {self} but {lines} lines were written")
+        return self
+
+    def frame(self, spark, run_id: str) -> DataFrame:
+        """Table ``ingest_reconciliation``'s rows of this run."""
+        return spark.createDataFrame(self.rows(run_id), RECONCILIATION_SCHEMA)
+
     def rows(self, run_id: str) -> list[tuple]:
         result = [(run_id, self.source, ACCEPTED, None, self.accepted_rows, self.lines_written)]
         result += [

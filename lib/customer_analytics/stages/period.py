@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 
 from customer_analytics.config.schema import Config, ExcludePeriod
 from customer_analytics.core import columns as C
+from customer_analytics.core.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,60 @@ class Period:
             parts.append(f"last {self.lookback_days} days")
         parts += [f"{p.start}..{p.end} excluded" for p in self.exclude_periods]
         return ", ".join(parts)
+
+
+def single_as_of(table: DataFrame, name: str, *, wanted: date | None = None) -> date:
+    """
+    The one ``as_of`` of a table an earlier stage wrote for one date (a tiny aggregation).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Needs ``as_of``.
+    name : str
+        The table's name, for the messages.
+    wanted : date, optional
+        The date the run asks for (``--as-of``): the table's must equal it.
+
+    Raises
+    ------
+    InputError
+        The table has no ``as_of`` column, no row, rows of several dates, or not ``wanted``'s;
+        the message names the table and what to run.
+    """
+    if C.AS_OF not in table.columns:
+        raise InputError(
+            f"table {name!r} has no {C.AS_OF} column (written by an older version): run the "
+            "stages before this one again"
+        )
+    low, high = table.agg(F.min(C.AS_OF), F.max(C.AS_OF)).first()
+    if low is None:
+        raise InputError(f"table {name!r} is empty: run the stage that writes it first")
+    if low != high:
+        raise InputError(
+            f"table {name!r} holds several dates ({low} .. {high}): run the stages before this "
+            "one for a single --as-of"
+        )
+    if wanted is not None and wanted != low:
+        raise InputError(
+            f"table {name!r} is as of {low}, not {wanted}: run the stages before this one "
+            f"with --as-of {wanted} first"
+        )
+    return low
+
+
+def last_order_as_of(orders: DataFrame, wanted: date | None = None) -> date:
+    """
+    ``wanted`` (``--as-of`` or ``features.as_of``), else the date of the last order.
+
+    Raises
+    ------
+    InputError
+        ``wanted`` is None and ``orders`` has no row.
+    """
+    if wanted is not None:
+        return wanted
+    last = orders.agg(F.max(C.ORDER_DATE)).first()[0]
+    if last is None:
+        raise InputError("orders is empty: there is no last order date to use as as_of")
+    return last

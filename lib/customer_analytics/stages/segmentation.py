@@ -95,6 +95,7 @@ from customer_analytics.core import columns as C
 from customer_analytics.core.errors import InputError
 from customer_analytics.io.model_store import SavedModel
 from customer_analytics.stages.migration import describe_matching
+from customer_analytics.stages.period import single_as_of
 
 #: Non-negative counts, amounts and durations: log1p-transformed when used as features.
 SKEWED_FEATURES = frozenset(
@@ -806,25 +807,6 @@ class SegmentationResult:
         return SavedModel(self.model, metadata)
 
 
-def features_as_of(customer_features: DataFrame) -> date:
-    """
-    The one ``as_of`` of a ``customer_features`` frame (a tiny aggregation).
-
-    Raises
-    ------
-    InputError
-        When the frame holds no row, or rows of several dates.
-    """
-    low, high = customer_features.agg(F.min(C.AS_OF), F.max(C.AS_OF)).first()
-    if low is None:
-        raise InputError("customer_features is empty: there is nobody to segment")
-    if low != high:
-        raise InputError(
-            f"customer_features holds several as_of dates ({low} .. {high}): segment one date"
-        )
-    return low
-
-
 def fit(
     customer_features: DataFrame,
     seg_cfg: SegmentationConfig,
@@ -850,7 +832,7 @@ def fit(
     features = seg_cfg.features
     needed = seg_cfg.k if seg_cfg.k is not None else seg_cfg.k_min + 1
     rows = check_input(customer_features, features, min_rows=needed)
-    as_of = features_as_of(customer_features)
+    as_of = single_as_of(customer_features, "customer_features")
     candidate_ks(seg_cfg, rows)
     sweep = sweep_k(customer_features, seg_cfg, rows=rows)
     selection = sweep.selection.cache()
@@ -964,7 +946,7 @@ def refit(
     features = seg_cfg.features
     rows = check_input(customer_features, features, min_rows=seg_cfg.k)
     candidate_ks(seg_cfg, rows)
-    as_of = features_as_of(customer_features)
+    as_of = single_as_of(customer_features, "customer_features")
     sample = fitting_sample(customer_features, seg_cfg, rows=rows, at_least=2 * seg_cfg.k)
     model = fit_pipeline(sample, seg_cfg, seg_cfg.k)
     return _named(model, seg_cfg.k, as_of, customer_features, seg_cfg, None, None, named=named)
@@ -1046,7 +1028,7 @@ def score(
             f"{_effective_weights(seg_cfg.feature_weights)}: refit with --mode fit"
         )
     check_input(customer_features, features, min_rows=1)
-    as_of = features_as_of(customer_features)
+    as_of = single_as_of(customer_features, "customer_features")
     profiled = profile_features(features, seg_cfg.segment_names, customer_features.dtypes)
     return _describe(
         saved.model,

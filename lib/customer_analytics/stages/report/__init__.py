@@ -1,0 +1,1 @@
+"""The report: the figures it collects, its charts and its HTML page."""
