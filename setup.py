@@ -30,7 +30,10 @@ setup(
     include_package_data=True,
     # defaults shipped as data files (the default segment naming rules); MANIFEST.in puts
     # them in the source distribution too
-    package_data={"customer_analytics.config.defaults": ["*.yaml"]},
+    package_data={
+        "customer_analytics.config.defaults": ["*.yaml"],
+        "customer_analytics.runtime": ["log4j2.properties"],
+    },
     install_requires=[
         "deltalake>=1.1,<2",
         "pyarrow>=15",

@@ -257,9 +257,11 @@ def test_scoring_broadcasts_scalars_over_customers():
     assert visits[0] < visits[1]  # the more recent buyer is more likely alive
 
 
-def test_lifetime_value_without_discount_is_visits_times_spend_even_with_a_short_last_step():
+def test_lifetime_value_without_discount_is_visits_times_spend_even_with_a_short_last_step(
+    lifetimes,
+):
     # 365 days in 30-day steps: 12 steps and a 5-day one; undiscounted the steps add up to
-    # expected_visits(365) * expected_spend
+    # lifetimes' expected purchases in 365 days times its expected average profit
     frequency, recency, T, monetary = np.array([0, 2, 5]), np.array([0, 100.0, 300.0]), 330.0, 20.0
     bgnbd = BgNbdParams(r=0.243, alpha=4.414 * 7, a=0.793, b=2.426)  # days
     value = lifetime_value(
@@ -273,10 +275,14 @@ def test_lifetime_value_without_discount_is_visits_times_spend_even_with_a_short
         periods_per_step=30,
         discount_rate=0.0,
     )
-    expected = expected_visits(bgnbd, 365, frequency, recency, T) * expected_spend(
-        PUBLISHED_GAMMA_GAMMA, frequency, monetary
+    visits = _bgnbd_reference(lifetimes, bgnbd).conditional_expected_number_of_purchases_up_to_time(
+        365, frequency, recency, np.full(3, T)
     )
-    np.testing.assert_allclose(value, expected, rtol=1e-12)
+    spend = _gamma_gamma_reference(lifetimes, PUBLISHED_GAMMA_GAMMA)
+    expected = np.asarray(visits) * np.asarray(
+        spend.conditional_expected_average_profit(frequency, np.full(3, monetary))
+    )
+    np.testing.assert_allclose(value, expected, rtol=1e-9)
 
 
 def test_lifetime_value_discounts_the_short_last_step_at_its_end():

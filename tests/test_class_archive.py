@@ -79,7 +79,8 @@ def test_a_local_session_adds_the_archive_to_the_driver_options(archive_folder, 
     builder = session.configure(SparkSession.Builder(), cfg, delta="deltalake")
 
     options = builder._options["spark.driver.extraJavaOptions"]
-    assert options.startswith("-Dmine=1 -XX:+UseParallelGC -XX:SharedArchiveFile=")
+    assert options.startswith("-Dmine=1 -XX:+UseParallelGC -Dlog4j2.configurationFile=")
+    assert " -XX:SharedArchiveFile=" in options
     assert options.endswith("-Xlog:cds+dynamic=off")
 
 

@@ -567,17 +567,34 @@ def test_evaluation_lists_build_every_recommender_for_every_customer(spark):
         _ranking(spark), members, history, _names(spark, NAMES), rules, top_n=2, candidates=3
     )
 
-    firsts = {
-        name: sorted((r[C.CUSTOMER_ID], r[C.PRODUCT_ID]) for r in df.filter("rank = 1").collect())
+    ranked = {
+        name: sorted(
+            (r[C.CUSTOMER_ID], r[C.RANK], r[C.PRODUCT_ID])
+            for r in df.select(C.CUSTOMER_ID, C.RANK, C.PRODUCT_ID).collect()
+        )
         for name, df in lists.items()
     }
     assert list(lists) == list(rec.RECOMMENDERS)
-    assert firsts == {
-        "global_popular": [("c1", "p1"), ("c3", "p1")],
-        "segment_popular": [("c1", "p2")],  # c3's cluster has no list
-        "global_not_bought": [("c1", "p1"), ("c3", "p1")],
-        "segment_not_bought": [("c1", "p1"), ("c3", "p1")],  # c1 bought p2
-        "segment_not_bought_rules": [("c1", "p5"), ("c3", "p1")],  # p2 -> p5 at 0.8
+    # all customers: p1 p4 p2 p5; cluster 0 (c1): p2 p1 p3; c3's cluster 7 has no list
+    assert ranked == {
+        "global_popular": [("c1", 1, "p1"), ("c1", 2, "p4"), ("c3", 1, "p1"), ("c3", 2, "p4")],
+        "segment_popular": [("c1", 1, "p2"), ("c1", 2, "p1")],
+        # c1 bought p2, which is third on the all-customers list: p1 p4 are left as they are
+        "global_not_bought": [
+            ("c1", 1, "p1"),
+            ("c1", 2, "p4"),
+            ("c3", 1, "p1"),
+            ("c3", 2, "p4"),
+        ],
+        # c1: cluster 0's list without p2; c3: the all-customers list
+        "segment_not_bought": [("c1", 1, "p1"), ("c1", 2, "p3"), ("c3", 1, "p1"), ("c3", 2, "p4")],
+        # c1 bought p2, and p2 -> p5 at 0.8 comes first; then the not-bought list
+        "segment_not_bought_rules": [
+            ("c1", 1, "p5"),
+            ("c1", 2, "p1"),
+            ("c3", 1, "p1"),
+            ("c3", 2, "p4"),
+        ],
     }
 
 

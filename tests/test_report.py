@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import html.parser
 import os
+import re
 import shutil
 import struct
 from datetime import date, datetime
@@ -350,7 +351,17 @@ def test_the_evaluation_table_lists_the_baseline_first(full_report):
     page = (full_report[0] / "report.html").read_text(encoding="utf-8")
 
     table = page[page.index("<h2>Recommendation evaluation</h2>") :]
-    assert table.index("<td>global_popular</td>") < table.index("<td>segment_popular</td>")
+    table = table[: table.index("</table>")]
+    shown = re.findall(r"<tr><td>([a-z_]+)</td>", table)
+    # the baseline, then the others in the order of recommend.RECOMMENDERS, each once
+    assert shown[0] == "global_popular"
+    assert list(dict.fromkeys(shown)) == [
+        "global_popular",
+        "segment_popular",
+        "global_not_bought",
+        "segment_not_bought",
+        "segment_not_bought_rules",
+    ]
 
 
 def test_csv_exports_neutralise_cells_that_start_like_formulas(full_report):

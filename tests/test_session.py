@@ -118,16 +118,24 @@ def _driver_options(monkeypatch, **spark_cfg) -> list[str]:
     return builder._options["spark.driver.extraJavaOptions"].split()
 
 
-def test_a_local_session_uses_the_parallel_collector(monkeypatch):
-    assert _driver_options(monkeypatch, master="local[2]") == ["-Xss16m", "-XX:+UseParallelGC"]
+def test_a_local_session_uses_the_parallel_collector_and_the_package_logging(monkeypatch):
+    from customer_analytics.runtime.session import LOG4J_CONFIG
+
+    assert _driver_options(monkeypatch, master="local[2]") == [
+        "-Xss16m",
+        "-XX:+UseParallelGC",
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+    ]
+    assert os.path.isfile(LOG4J_CONFIG)
 
 
-def test_a_local_session_keeps_a_collector_the_user_chose(monkeypatch):
+def test_a_local_session_keeps_a_collector_and_logging_the_user_chose(monkeypatch):
+    mine = "-XX:+UseG1GC -Dlog4j2.configurationFile=/etc/mine.properties"
     options = _driver_options(
-        monkeypatch, master="local[2]", conf={"spark.driver.extraJavaOptions": "-XX:+UseG1GC"}
+        monkeypatch, master="local[2]", conf={"spark.driver.extraJavaOptions": mine}
     )
 
-    assert options == ["-XX:+UseG1GC"]
+    assert options == mine.split()
 
 
 def test_a_cluster_session_keeps_the_jvm_default_collector(monkeypatch):

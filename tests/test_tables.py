@@ -3,6 +3,7 @@ atomicity, and each backend reading what the other wrote."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
@@ -374,11 +375,24 @@ def test_deltalake_opens_the_table_with_its_history(spark, tmp_path, orders, bac
     ]
 
 
-def test_row_count_comes_from_the_log_statistics(warehouse, orders):
+def test_row_count_counts_the_rows_of_the_current_version(warehouse, orders):
     warehouse.write("orders", orders)
     warehouse.write("orders", orders.limit(2), mode="append")
 
-    assert warehouse.row_count("orders") == 5
+    assert warehouse.row_count("orders") == 5  # 3 + 2
+
+
+def test_a_deltalake_row_count_reads_the_log_statistics_not_the_data_files(spark, tmp_path, orders):
+    warehouse = Warehouse.for_path(spark, str(tmp_path / "wh"), "deltalake")
+    warehouse.write("orders", orders)
+    warehouse.write("orders", orders.limit(2), mode="append")
+    data_files = glob.glob(str(tmp_path / "wh" / "orders" / "**" / "*.parquet"), recursive=True)
+    for path in data_files:  # a count that read the files would fail on these
+        with open(path, "wb") as broken:
+            broken.write(b"not parquet")
+
+    assert len(data_files) >= 2
+    assert warehouse.row_count("orders") == 5  # 3 + 2, from the commits' numRecords
 
 
 def test_the_fallback_refuses_object_storage_before_writing(spark):

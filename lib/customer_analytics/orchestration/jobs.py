@@ -301,7 +301,8 @@ def record_migration(ctx: JobContext, as_of: date) -> None:
         return
     ctx.warehouse.write(T.SEGMENT_MIGRATION, moves, **run(ctx))
     into = ctx.warehouse.read(T.SEGMENT_MIGRATION).filter(F.col(C.TO_AS_OF) == F.lit(as_of))
-    for line in migration.format_matrix(into.collect()):  # at most (segments + 1) ** 2 rows
+    rows = into.collect()  # at most (segments + 1) ** 2 rows; none when as_of is the first date
+    for line in migration.format_matrix(rows) if rows else []:
         ctx.progress.say(f"[segment] {line}")
 
 

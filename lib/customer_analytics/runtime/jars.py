@@ -2,13 +2,12 @@
 The Maven packages a local session loads: Delta Lake's JARs for the installed ``delta-spark``
 and, for an ``s3a://`` path, ``hadoop-aws`` for the Hadoop that PySpark ships.
 
-Spark resolves them from Maven Central with ``spark.jars.packages`` (as Delta's
-``configure_spark_with_delta_pip`` does) and caches them in its Ivy folder, so only the first
-session downloads. Where Spark's resolver cannot reach the repository, ``python -m
-customer_analytics.runtime.jars fetch`` (run by the set-up scripts) resolves the same coordinates
-with
-``mvn dependency:copy-dependencies`` into :func:`jar_folder`; a package whose JAR is in that
-folder is loaded from there with ``spark.jars`` instead.
+``python -m customer_analytics.runtime.jars fetch`` (run by the set-up scripts) resolves them
+from Maven Central once, with Spark's own resolver (``spark.jars.packages``, as Delta's
+``configure_spark_with_delta_pip`` does) or, where that cannot reach the repository, with ``mvn
+dependency:copy-dependencies``, and puts the JARs in :func:`jar_folder`. A package whose JAR is
+in that folder is loaded from there with ``spark.jars``: no session resolves again (nor prints
+Ivy's report). Without the folder, a session resolves with ``spark.jars.packages``.
 
 Delta 4.4's published dependencies include the Delta Kernel, a Unity Catalog client, and the
 Scala, logging and Hadoop libraries that Spark already ships in other versions. Tables at a
@@ -27,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+
+from customer_analytics.core.errors import first_line
 
 SCALA_VERSION = "2.13"
 DELTA_EXCLUDES = (
@@ -107,7 +108,7 @@ class JarSettings:
         folder = jar_folder() if folder is None else folder
         found = sorted(glob.glob(os.path.join(folder, "*.jar")))
         names = {os.path.basename(j) for j in found}
-        missing = [p for p in packages if _jar_name(p) not in names]
+        missing = [p for p in packages if not _jar_names(p) & names]
         return cls(packages=missing, jars=found if len(missing) < len(packages) else [])
 
     def apply(self, settings: dict[str, str]) -> dict[str, str]:
@@ -143,14 +144,25 @@ def pom(packages: list[str]) -> str:
     )
 
 
-def fetch_with_spark(packages: list[str]) -> None:
-    """Resolve ``packages`` with Spark's own resolver into its Ivy cache (raises on failure)."""
+def fetch_with_spark(packages: list[str], folder: str) -> None:
+    """
+    Resolve ``packages`` with Spark's own resolver (its Ivy cache) and copy the JARs it
+    resolved into ``folder``, so that sessions load them from there without resolving again
+    (raises on failure).
+    """
     from pyspark import SparkConf, SparkContext
 
     conf = SparkConf().setAll(list(JarSettings(packages).apply({}).items()))
     SparkContext._ensure_initialized(conf=conf)
-    SparkContext._gateway.shutdown()
-    SparkContext._gateway = SparkContext._jvm = None
+    try:
+        resolved = SparkContext._jvm.System.getProperty("spark.jars") or ""
+    finally:
+        SparkContext._gateway.shutdown()
+        SparkContext._gateway = SparkContext._jvm = None
+    os.makedirs(folder, exist_ok=True)
+    for uri in filter(None, resolved.split(",")):
+        path = uri.removeprefix("file://")
+        shutil.copyfile(path, os.path.join(folder, os.path.basename(path)))
 
 
 def fetch_with_maven(packages: list[str], folder: str) -> None:
@@ -192,11 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     errors = []
     if not args.maven:
         try:
-            fetch_with_spark(packages)
-            print(f"Delta Lake JARs cached by Spark's resolver: {', '.join(packages)}")
+            fetch_with_spark(packages, jar_folder())
+            print(
+                f"Delta Lake JARs resolved by Spark's resolver into {jar_folder()}: "
+                f"{', '.join(packages)}"
+            )
             return 0
         except Exception as exc:  # the gateway fails to start when Ivy cannot resolve
-            errors.append(f"Spark's resolver: {str(exc).strip().splitlines()[0]}")
+            errors.append(f"Spark's resolver: {first_line(exc)}")
     try:
         fetch_with_maven(packages, jar_folder())
         print(f"Delta Lake JARs resolved with Maven into {jar_folder()}: {', '.join(packages)}")
@@ -211,9 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-def _jar_name(package: str) -> str:
-    _, artifact, version = package.split(":")
-    return f"{artifact}-{version}.jar"
+def _jar_names(package: str) -> set[str]:
+    """The file names of a package's JAR: Maven's ``artifact-version.jar``, Ivy's with the group."""
+    group, artifact, version = package.split(":")
+    return {f"{artifact}-{version}.jar", f"{group}_{artifact}-{version}.jar"}
 
 
 def _merge(current: str | None, extra) -> str:

@@ -47,6 +47,10 @@ THREAD_STACK = "-Xss16m"
 #: instead of G1, whose concurrent marking and refinement threads take CPU from the tasks.
 #: Added only when the driver's options choose no collector of their own.
 LOCAL_GC = "-XX:+UseParallelGC"
+#: Local sessions log as Spark's shell does (warnings and errors on stderr), without Spark's
+#: lines about its default logging profile, and without Hadoop's warning that its optional
+#: native library is absent (it uses its Java code then).
+LOG4J_CONFIG = os.path.join(os.path.dirname(__file__), "log4j2.properties")
 DEFAULT_CONF = {
     "spark.driver.extraJavaOptions": THREAD_STACK,
     "spark.executor.extraJavaOptions": THREAD_STACK,
@@ -54,6 +58,9 @@ DEFAULT_CONF = {
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.adaptive.enabled": "true",
     "spark.ui.showConsoleProgress": "false",
+    # the plans of the 40-column single view are longer than Spark's default of 25 fields, and
+    # each one cut short printed a warning
+    "spark.sql.debug.maxToStringFields": "200",
 }
 
 
@@ -94,13 +101,13 @@ def configure(
         # lack this package and its dependencies: in local mode they use the job's interpreter.
         # The SparkContext reads the variable, not spark.pyspark.python, when it starts.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # One machine: the driver binds to the loopback address, and Spark need not warn that
+        # the host name resolves to it.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         if not _jvm_started():
-            options = settings.get("spark.driver.extraJavaOptions", "")
-            if not re.search(r"-XX:\+Use\w+GC\b", options):
-                options = f"{options} {LOCAL_GC}"
-            if use_class_archive:
-                options = " ".join([options, *class_archive.java_options()])
-            settings["spark.driver.extraJavaOptions"] = options.strip()
+            settings["spark.driver.extraJavaOptions"] = local_driver_options(
+                settings.get("spark.driver.extraJavaOptions", ""), use_class_archive
+            )
     if delta != "deltalake" and not _jvm_started():
         packages = jars.packages_for(paths)
         with_jars = jars.JarSettings.for_packages(packages).apply(settings)
@@ -126,6 +133,22 @@ def configure(
     for key, value in settings.items():
         builder = builder.config(key, value)
     return builder
+
+
+def local_driver_options(options: str, use_class_archive: bool = True) -> str:
+    """
+    The driver JVM options of a local session: the user's, plus the throughput collector
+    unless they choose one, the logging of :data:`LOG4J_CONFIG` unless they name a file, and
+    the class archive's options when there is one.
+    """
+    parts = [options]
+    if not re.search(r"-XX:\+Use\w+GC\b", options):
+        parts.append(LOCAL_GC)
+    if "log4j2.configurationFile" not in options:
+        parts.append(f"-Dlog4j2.configurationFile={LOG4J_CONFIG}")
+    if use_class_archive:
+        parts.extend(class_archive.java_options())
+    return " ".join(parts).strip()
 
 
 def build(

@@ -86,7 +86,7 @@ from pyspark.ml.feature import (
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import Vectors
 from pyspark.ml.stat import Summarizer
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -656,9 +656,21 @@ def feature_importance(scored: DataFrame, features: Sequence[str]) -> DataFrame:
         importance.alias(C.IMPORTANCE),
         C.POSITION,
     )
-    # one row per feature: a global window over this tiny frame is fine
-    order = Window.orderBy(F.col(C.IMPORTANCE).desc_nulls_last(), C.POSITION)
-    return ranked.withColumn(C.RANK, F.row_number().over(order)).drop(C.POSITION)
+    # one row per feature: sorted in one array (importance descending, nulls last, then the
+    # feature order), whose positions are the ranks
+    key = F.struct(
+        F.col(C.IMPORTANCE).isNull().alias("no_importance"),
+        (-F.col(C.IMPORTANCE)).alias("descending"),
+        F.col(C.POSITION),
+        F.col(C.FEATURE),
+        F.col(C.IMPORTANCE),
+    )
+    in_order = ranked.agg(F.sort_array(F.collect_list(key)).alias(C.VALUE))
+    return in_order.select(F.posexplode(C.VALUE).alias(C.RANK, "row")).select(
+        F.col(f"row.{C.FEATURE}").alias(C.FEATURE),
+        F.col(f"row.{C.IMPORTANCE}").alias(C.IMPORTANCE),
+        (F.col(C.RANK) + 1).cast("int").alias(C.RANK),
+    )
 
 
 def name_segments(
