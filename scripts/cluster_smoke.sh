@@ -151,7 +151,7 @@ seconds_since() { "$PY" -c 'import sys, time; print(f"{time.time() - float(sys.a
 
 SPARK_HOME=$("$PY" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
 DELTA=$("$PY" -m customer_analytics.runtime.jars show | head -n 1)
-EXCLUDES=$("$PY" -c 'from customer_analytics import jars; print(",".join(jars.DELTA_EXCLUDES))')
+EXCLUDES=$("$PY" -c 'from customer_analytics.runtime import jars; print(",".join(jars.DELTA_EXCLUDES))')
 export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1 SPARK_LOCAL_DIRS="$TMP/local"
 export SPARK_WORKER_DIR="$TMP/work" SPARK_LOG_DIR="$TMP/logs" SPARK_PID_DIR="$TMP"
 export SPARK_CONF_DIR="$TMP/conf" # no spark-defaults.conf or spark-env.sh from elsewhere
