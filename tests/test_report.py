@@ -84,8 +84,23 @@ EVALUATION = (
     "recall_at_k double, map_at_k double, coverage double, cutoff_date date, "
     "test_end_date date, run_id string",
     [
+        (
+            "segment_not_bought_rules",
+            "new",
+            5,
+            4,
+            0.1,
+            0.2,
+            0.1,
+            0.5,
+            date(2024, 3, 3),
+            AS_OF,
+            "r1",
+        ),
         ("segment_popular", "all", 5, 4, 0.3, 0.6, 0.5, 0.5, date(2024, 3, 3), AS_OF, "r1"),
+        ("segment_not_bought", "new", 5, 4, 0.1, 0.2, 0.1, 0.5, date(2024, 3, 3), AS_OF, "r1"),
         ("global_popular", "all", 5, 4, 0.2, 0.4, 0.3, 0.25, date(2024, 3, 3), AS_OF, "r1"),
+        ("global_not_bought", "new", 5, 4, 0.1, 0.2, 0.1, 0.25, date(2024, 3, 3), AS_OF, "r1"),
     ],
 )
 CLV = (
