@@ -10,12 +10,12 @@ from chispa import assert_approx_df_equality, assert_df_equality
 from customer_analytics.core import columns as C
 from customer_analytics.stages.migration import (
     consecutive_migrations,
-    describe_matching,
     format_matrix,
     latest_runs,
-    match_clusters,
+    segment_dates,
     segment_migration,
 )
+from customer_analytics.stages.segmentation.matching import describe_matching, match_clusters
 
 H1 = date(2022, 6, 30)
 H2 = date(2022, 12, 31)
@@ -60,23 +60,29 @@ def after(spark):
     )
 
 
+#: The migration of ``before`` to ``after``, by hand: A has 2 customers, B 3, (new) 1.
+BEFORE_TO_AFTER = [
+    (H1, H2, "A", "A", 1, 1 / 2),  # c1
+    (H1, H2, "A", "B", 1, 1 / 2),  # c2
+    (H1, H2, "B", "B", 2, 2 / 3),  # c5, c6
+    (H1, H2, "B", "(lapsed)", 1, 1 / 3),  # c3
+    (H1, H2, "(new)", "A", 1, 1.0),  # c4
+]
+
+
 def test_segment_migration_counts_stayers_movers_joiners_and_lapsed_customers(spark, before, after):
-    expected = spark.createDataFrame(  # by hand: A has 2 customers, B 3, (new) 1
-        [
-            (H1, H2, "A", "A", 1, 1 / 2),  # c1
-            (H1, H2, "A", "B", 1, 1 / 2),  # c2
-            (H1, H2, "B", "B", 2, 2 / 3),  # c5, c6
-            (H1, H2, "B", "(lapsed)", 1, 1 / 3),  # c3
-            (H1, H2, "(new)", "A", 1, 1.0),  # c4
-        ],
-        MIGRATION,
-    )
-    actual = segment_migration(before, after)
+    expected = spark.createDataFrame(BEFORE_TO_AFTER, MIGRATION)
+    actual = segment_migration(before, after, from_as_of=H1, to_as_of=H2)
     assert_approx_df_equality(actual, expected, 1e-9, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_segment_migration_shares_of_each_from_segment_sum_to_one(before, after):
-    rows = segment_migration(before, after).groupBy(C.FROM_SEGMENT).sum(C.SHARE).collect()
+    rows = (
+        segment_migration(before, after, from_as_of=H1, to_as_of=H2)
+        .groupBy(C.FROM_SEGMENT)
+        .sum(C.SHARE)
+        .collect()
+    )
     assert sorted((r[0], round(r[1], 9)) for r in rows) == [
         ("(new)", 1.0),
         ("A", 1.0),
@@ -91,39 +97,46 @@ def test_segment_migration_keeps_a_null_segment_name_apart_from_new_and_lapsed(s
         [(H1, H2, "A", None, 1, 0.5), (H1, H2, "A", "A", 1, 0.5)], MIGRATION
     )
     assert_df_equality(
-        segment_migration(before, after), expected, ignore_row_order=True, ignore_nullable=True
+        segment_migration(before, after, from_as_of=H1, to_as_of=H2),
+        expected,
+        ignore_row_order=True,
+        ignore_nullable=True,
     )
 
 
-def test_segment_migration_refuses_two_frames_of_the_same_as_of(spark, before):
-    with pytest.raises(ValueError, match=r"same as_of \(2022-06-30\)"):
-        segment_migration(before, before)
+def test_segment_migration_refuses_two_equal_dates(before):
+    with pytest.raises(ValueError, match=r"are the same \(2022-06-30\)"):
+        segment_migration(before, before, from_as_of=H1, to_as_of=H1)
 
 
-@pytest.mark.parametrize("side", ["before", "after"])
-def test_segment_migration_refuses_a_frame_with_more_than_one_as_of(spark, side):
-    one = _segments(spark, [("c1", H1, 0, "A")])
-    two = _segments(spark, [("c1", H2, 0, "A"), ("c2", date(2023, 6, 30), 0, "A")])
-    frames = {"before": two, "after": one} if side == "before" else {"before": one, "after": two}
-    with pytest.raises(ValueError, match=rf"^{side} must hold one as_of"):
-        segment_migration(**frames)
+def test_segment_migration_reads_each_frame_at_its_date_only(spark, before, after):
+    # a row of another date on either side is not a customer of the migration
+    other = date(2023, 6, 30)
+    more_before = before.unionByName(_segments(spark, [("c9", other, 0, "A")]))
+    more_after = after.unionByName(_segments(spark, [("c8", other, 1, "B")]))
+    expected = spark.createDataFrame(BEFORE_TO_AFTER, MIGRATION)
+    actual = segment_migration(more_before, more_after, from_as_of=H1, to_as_of=H2)
+    assert_approx_df_equality(actual, expected, 1e-9, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_segment_migration_refuses_an_empty_frame(spark, before):
+def test_segment_migration_with_no_customers_after_has_everyone_lapsed(spark, before):
     empty = _segments(spark, [])
-    with pytest.raises(ValueError, match="after has no rows"):
-        segment_migration(before, empty)
+    expected = spark.createDataFrame(  # A has c1, c2; B has c3, c5, c6
+        [(H1, H2, "A", "(lapsed)", 2, 1.0), (H1, H2, "B", "(lapsed)", 3, 1.0)], MIGRATION
+    )
+    actual = segment_migration(before, empty, from_as_of=H1, to_as_of=H2)
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_segment_migration_refuses_before_later_than_after(before, after):
-    with pytest.raises(ValueError, match="later than after's"):
-        segment_migration(after, before)
+def test_segment_migration_refuses_from_later_than_to(before, after):
+    with pytest.raises(ValueError, match="later than to_as_of"):
+        segment_migration(after, before, from_as_of=H2, to_as_of=H1)
 
 
 def test_segment_migration_names_the_missing_columns(spark, before):
     no_names = spark.createDataFrame([("c1", 0)], "customer_id string, cluster int")
     with pytest.raises(ValueError, match="after lacks column\\(s\\) as_of, segment_name"):
-        segment_migration(before, no_names)
+        segment_migration(before, no_names, from_as_of=H1, to_as_of=H2)
 
 
 def _row(source, target, customers, share):
@@ -277,8 +290,19 @@ def test_consecutive_migrations_pair_each_date_with_the_next(spark):
         ],
         MIGRATION,
     )
-    actual = consecutive_migrations(history)
+    actual = consecutive_migrations(history, [mar, jan, feb])
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_segment_dates_lists_each_date_once_oldest_first(spark):
+    history = spark.createDataFrame(
+        [("c1", date(2024, 2, 29)), ("c2", date(2024, 1, 31)), ("c1", date(2024, 1, 31))],
+        "customer_id string, as_of date",
+    )
+    assert [r[0] for r in segment_dates(history).collect()] == [
+        date(2024, 1, 31),
+        date(2024, 2, 29),
+    ]
 
 
 def test_one_date_has_no_migration(spark):
@@ -286,4 +310,4 @@ def test_one_date_has_no_migration(spark):
         [("c1", date(2024, 1, 31), 0, "A", "r1")],
         "customer_id string, as_of date, cluster int, segment_name string, run_id string",
     )
-    assert consecutive_migrations(history) is None
+    assert consecutive_migrations(history, [date(2024, 1, 31)]) is None

@@ -24,6 +24,20 @@ from customer_analytics.io.model_store import ModelStore
 from customer_analytics.io.tables import Warehouse
 from customer_analytics.stages import segmentation as seg
 from customer_analytics.stages.features import CUSTOMER_FEATURE_COLUMNS
+from customer_analytics.stages.segmentation.k_selection import choose_k
+from customer_analytics.stages.segmentation.kmeans import fit_kmeans, fit_pipeline
+from customer_analytics.stages.segmentation.naming import name_segments
+from customer_analytics.stages.segmentation.preprocessing import (
+    build_pipeline,
+    in_fixed_order,
+    skewed_columns,
+)
+from customer_analytics.stages.segmentation.profiles import (
+    cluster_profiles,
+    feature_importance,
+    profile_features,
+)
+from customer_analytics.stages.segmentation.scoring import assign_clusters
 
 FEATURES = [C.TOTAL_VISITS, C.TOTAL_SPEND, C.AVG_BASKET_SPEND, C.RECENCY_DAYS, C.MTBP_DAYS]
 CONSTANT = C.RETURN_RATE
@@ -74,7 +88,6 @@ def store(spark, tmp_path):
 def fitted(population):
     result = seg.fit(population, _config())
     yield result
-    result.scored.unpersist()
 
 
 def test_fit_recovers_the_three_planted_groups_up_to_relabelling(population, fitted):
@@ -130,14 +143,14 @@ def test_distance_is_zero_or_more_and_smaller_than_to_other_centroids(spark):
         ("c6", 10.0, 8.0),
     ]
     df = spark.createDataFrame(rows, "customer_id string, a double, b double")
-    model = seg.build_pipeline(["a", "b"], k=2, seed=1).fit(df)
+    model = build_pipeline(["a", "b"], k=2, seed=1).fit(df)
     centres = np.array(model.stages[-1].clusterCenters())
     # by hand: each feature standardized with its mean and sample standard deviation
     raw = np.array([[a, b] for _, a, b in rows])
     scaled = (raw - raw.mean(axis=0)) / raw.std(axis=0, ddof=1)
     to_centres = np.linalg.norm(scaled[:, None, :] - centres[None, :, :], axis=2)  # 6 x 2
 
-    scored = seg.assign_clusters(model, df).select(C.CUSTOMER_ID, C.CLUSTER, C.DISTANCE)
+    scored = assign_clusters(model, df).select(C.CUSTOMER_ID, C.CLUSTER, C.DISTANCE)
     actual = {r[C.CUSTOMER_ID]: (r[C.CLUSTER], r[C.DISTANCE]) for r in scored.collect()}
 
     for i, (customer, _, _) in enumerate(rows):
@@ -173,8 +186,8 @@ def test_saved_model_scores_identically_after_loading(spark, population, fitted,
     store.save(fitted.saved("r1", _config()))
     loaded = store.latest()
     cols = [C.CUSTOMER_ID, C.CLUSTER, C.DISTANCE]
-    before = seg.assign_clusters(fitted.model, population).select(*cols)
-    after = seg.assign_clusters(loaded.model, population).select(*cols)
+    before = assign_clusters(fitted.model, population).select(*cols)
+    after = assign_clusters(loaded.model, population).select(*cols)
     assert_df_equality(after, before, ignore_row_order=True)
     assert (loaded.run_id, loaded.k, loaded.as_of) == ("r1", 3, AS_OF)
 
@@ -182,7 +195,6 @@ def test_saved_model_scores_identically_after_loading(spark, population, fitted,
     assert_df_equality(
         rescored.segments, fitted.segments, ignore_row_order=True, ignore_nullable=True
     )
-    rescored.scored.unpersist()
 
     with pytest.raises(InputError, match="uses features .* but segmentation.features is"):
         seg.score(loaded, population, _config(features=FEATURES))
@@ -218,7 +230,6 @@ def test_scoring_another_date_keeps_the_saved_ids_and_names(population, fitted, 
     )
     actual = rescored.segments.drop(C.DISTANCE)
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
-    rescored.scored.unpersist()
 
 
 def test_a_refit_keeps_the_ids_and_names_of_the_clusters_it_matches(population, fitted):
@@ -236,7 +247,6 @@ def test_a_refit_keeps_the_ids_and_names_of_the_clusters_it_matches(population, 
     actual = {r["group"]: (r[C.CLUSTER], r[C.SEGMENT_NAME]) for r in _groups(refitted, population)}
     assert actual == old
     assert refitted.changes[0] == "matched to model r0: K 3 -> 3: 3 matched, 0 new, 0 retired"
-    refitted.scored.unpersist()
 
 
 def test_a_refit_with_more_clusters_gives_the_new_one_a_fresh_id(population, fitted):
@@ -249,7 +259,6 @@ def test_a_refit_with_more_clusters_gives_the_new_one_a_fresh_id(population, fit
     assert len(fresh) == 1 and fresh[0].endswith(": new id 3")
     # the matched segments keep their names; the new one is named by the rules
     assert all(refitted.names[i] == fitted.names[i] for i in (0, 1, 2))
-    refitted.scored.unpersist()
 
 
 def _groups(result, population):
@@ -279,7 +288,7 @@ def test_weights_multiply_the_standardized_features(spark):
     )
     # by hand: a and b both standardize to -1, 0, 1 (mean 2 / 20, sample sd 1 / 10);
     # weight 2 on a doubles its coordinate, b keeps weight 1
-    model = seg.build_pipeline(["a", "b"], k=2, seed=1, weights={"a": 2.0}).fit(df)
+    model = build_pipeline(["a", "b"], k=2, seed=1, weights={"a": 2.0}).fit(df)
     actual = {
         r[C.CUSTOMER_ID]: list(r[C.SCALED])
         for r in model.transform(df).select(C.CUSTOMER_ID, C.SCALED).collect()
@@ -299,7 +308,7 @@ def test_a_heavy_weight_decides_which_feature_splits_the_customers(spark):
     ]
     df = spark.createDataFrame(rows, "customer_id string, a double, b double")
     for heavy, other in (("a", "b"), ("b", "a")):
-        model = seg.build_pipeline(["a", "b"], k=2, seed=3, weights={heavy: 3.0}).fit(df)
+        model = build_pipeline(["a", "b"], k=2, seed=3, weights={heavy: 3.0}).fit(df)
         clusters = (
             model.transform(df)
             .groupBy(C.CLUSTER)
@@ -313,9 +322,9 @@ def test_a_heavy_weight_decides_which_feature_splits_the_customers(spark):
 
 def test_weights_not_in_features_or_not_positive_are_refused():
     with pytest.raises(ValueError, match="weights not in features: c"):
-        seg.build_pipeline(["a", "b"], k=2, seed=1, weights={"c": 2.0})
+        build_pipeline(["a", "b"], k=2, seed=1, weights={"c": 2.0})
     with pytest.raises(ValueError, match="weights must be finite and > 0: a"):
-        seg.build_pipeline(["a", "b"], k=2, seed=1, weights={"a": 0.0})
+        build_pipeline(["a", "b"], k=2, seed=1, weights={"a": 0.0})
 
 
 def test_fit_kmeans_keeps_the_start_with_the_lowest_cost(spark):
@@ -328,17 +337,17 @@ def test_fit_kmeans_keeps_the_start_with_the_lowest_cost(spark):
     costs = [
         kmeans.copy({kmeans.seed: 11 + start}).fit(df).summary.trainingCost for start in range(4)
     ]
-    best = seg.fit_kmeans(kmeans, df, n_init=4)
+    best = fit_kmeans(kmeans, df, n_init=4)
     assert best.summary.trainingCost == pytest.approx(min(costs))
-    assert seg.fit_kmeans(kmeans, df, n_init=1).summary.trainingCost == pytest.approx(costs[0])
+    assert fit_kmeans(kmeans, df, n_init=1).summary.trainingCost == pytest.approx(costs[0])
     with pytest.raises(ValueError, match="n_init must be >= 1"):
-        seg.fit_kmeans(kmeans, df, n_init=0)
+        fit_kmeans(kmeans, df, n_init=0)
 
 
 def test_default_features_are_columns_of_the_customer_single_view():
     assert set(DEFAULT_SEGMENTATION_FEATURES) <= set(CUSTOMER_FEATURE_COLUMNS)
     # every default feature but return_rate is a non-negative count, amount or duration
-    assert seg.skewed_columns(DEFAULT_SEGMENTATION_FEATURES) == [
+    assert skewed_columns(DEFAULT_SEGMENTATION_FEATURES) == [
         f for f in DEFAULT_SEGMENTATION_FEATURES if f != C.RETURN_RATE
     ]
 
@@ -350,14 +359,14 @@ def test_profiled_columns_add_the_rules_features_and_total_spend():
         when=[{"feature": C.TENURE_WEEKS, "below": 1.0}, {"feature": C.TOTAL_VISITS, "above": 1.0}],
     )
     dtypes = [(C.TOTAL_VISITS, "bigint"), (C.TENURE_WEEKS, "double"), (C.TOTAL_SPEND, "double")]
-    assert seg.profile_features([C.TOTAL_VISITS], [rule], dtypes) == [
+    assert profile_features([C.TOTAL_VISITS], [rule], dtypes) == [
         C.TOTAL_VISITS,
         C.TENURE_WEEKS,
         C.TOTAL_SPEND,
     ]
     # only numeric columns the input has; clustered features first, each once
     dtypes = [(C.TENURE_WEEKS, "double"), (C.TOTAL_VISITS, "string")]
-    assert seg.profile_features([C.TENURE_WEEKS], [rule], dtypes) == [C.TENURE_WEEKS]
+    assert profile_features([C.TENURE_WEEKS], [rule], dtypes) == [C.TENURE_WEEKS]
 
 
 def test_rules_name_clusters_on_a_feature_that_is_not_clustered(population):
@@ -378,7 +387,6 @@ def test_rules_name_clusters_on_a_feature_that_is_not_clustered(population):
     assert profiled == {*features, C.TOTAL_SPEND, C.RETURN_RATE}
     importance = {r[C.FEATURE] for r in result.importance.collect()}
     assert importance == set(features)  # importance only for what was clustered
-    result.scored.unpersist()
 
 
 def test_the_latest_model_is_loaded_from_its_own_folder_whatever_its_metadata_says(fitted, store):
@@ -423,7 +431,7 @@ def test_cluster_profiles_mean_median_and_index(spark):
         "cluster int, size long, share double, feature string, mean double, median double, "
         "overall_mean double, index double",
     )
-    actual = seg.cluster_profiles(scored, [C.TOTAL_SPEND]).orderBy(C.CLUSTER)
+    actual = cluster_profiles(scored, [C.TOTAL_SPEND]).orderBy(C.CLUSTER)
     assert_approx_df_equality(actual, expected, 1e-9, ignore_nullable=True)
 
 
@@ -441,14 +449,14 @@ def test_feature_importance_is_between_over_total_variance(spark):
     expected = spark.createDataFrame(
         [("a", 1.0, 1), ("b", 0.0, 2)], "feature string, importance double, rank int"
     )
-    actual = seg.feature_importance(scored, ["a", "b"])
+    actual = feature_importance(scored, ["a", "b"])
     assert_approx_df_equality(actual, expected, 1e-9, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_choose_k_takes_best_silhouette_unless_fixed():
     rows = [{"k": 2, "silhouette": 0.4}, {"k": 3, "silhouette": 0.7}, {"k": 4, "silhouette": 0.6}]
-    assert seg.choose_k(rows, None) == 3
-    assert seg.choose_k(rows, 5) == 5
+    assert choose_k(rows, None) == 3
+    assert choose_k(rows, 5) == 5
 
 
 def test_choose_k_takes_the_largest_k_within_the_tolerance_of_the_best():
@@ -458,9 +466,9 @@ def test_choose_k_takes_the_largest_k_within_the_tolerance_of_the_best():
         {"k": 6, "silhouette": 0.691},  # 0.007 below the best
         {"k": 7, "silhouette": 0.671},  # 0.027 below
     ]
-    assert seg.choose_k(rows, None, tolerance=0.01) == 6
-    assert seg.choose_k(rows, None, tolerance=0.03) == 7
-    assert seg.choose_k(rows, None, tolerance=0.0) == 5
+    assert choose_k(rows, None, tolerance=0.01) == 6
+    assert choose_k(rows, None, tolerance=0.03) == 7
+    assert choose_k(rows, None, tolerance=0.0) == 5
 
 
 def test_names_are_unique_best_score_first_and_generic_when_no_rule_matches():
@@ -474,7 +482,7 @@ def test_names_are_unique_best_score_first_and_generic_when_no_rule_matches():
         {"cluster": 2, "feature": "s", "index": 0.2},  # Small
         {"cluster": 3, "feature": "s", "index": None},  # nothing matches a null index
     ]
-    names = seg.name_segments(profile, rules)
+    names = name_segments(profile, rules)
     assert names[1] == ("Big", "thank")
     assert names[2] == ("Small", "nudge")
     assert names[0][0] == "Segment 0 (profile n/a)"  # "s" is not total_spend
@@ -493,7 +501,7 @@ def test_default_rules_tell_at_risk_from_loyal_when_lapsed_customers_inflate_rec
     ]
     # Loyal regulars: c0 (1.6 - 1.1) / 1.1 + (1 - 0.04) = 1.41, c1 0.18 + 0.54 = 0.72;
     # At risk: c1 (0.46 - 0.3) / 0.3 + (1.3 - 1) + (1.1 - 0.8) / 0.8 = 1.21, c0 fails recency
-    names = seg.name_segments(profile, SegmentationConfig().segment_names)
+    names = name_segments(profile, SegmentationConfig().segment_names)
     assert {c: n for c, (n, _) in names.items()} == {0: "Loyal regulars", 1: "At risk"}
 
 
@@ -503,7 +511,7 @@ def test_default_rules_name_frequent_returners_before_big_baskets():
     profile = _profile(
         3, return_rate=3.8, avg_basket_spend=1.76, total_visits=0.62, recency_days=1.18
     )
-    names = seg.name_segments(
+    names = name_segments(
         [*profile, *_profile(3, total_spend=0.85)], SegmentationConfig().segment_names
     )
     assert names[3][0] == "Frequent returners"
@@ -511,7 +519,7 @@ def test_default_rules_name_frequent_returners_before_big_baskets():
 
 def test_generic_name_describes_the_spend_level():
     profile = [{"cluster": 4, "feature": C.TOTAL_SPEND, "index": 1.0}]
-    assert seg.name_segments(profile, [])[4][0] == "Segment 4 (mid spend)"
+    assert name_segments(profile, [])[4][0] == "Segment 4 (mid spend)"
 
 
 def test_missing_feature_column_is_an_input_error(population):
@@ -573,7 +581,7 @@ def test_in_fixed_order_is_one_partition_sorted_by_customer_whatever_the_input(s
     schema = "customer_id string, total_visits double, city string"
     shuffled = spark.createDataFrame(rows[::-1], schema).repartition(3)
 
-    ordered = seg.in_fixed_order(shuffled, [C.TOTAL_VISITS])
+    ordered = in_fixed_order(shuffled, [C.TOTAL_VISITS])
 
     assert ordered.rdd.getNumPartitions() == 1
     assert ordered.columns == [C.CUSTOMER_ID, C.TOTAL_VISITS]
@@ -590,7 +598,7 @@ def test_a_fit_does_not_depend_on_how_the_rows_are_partitioned(spark):
     other_way = spark.createDataFrame(rows[::-1], schema).repartition(3)
 
     def centres(df):
-        model = seg.fit_pipeline(df, cfg, 5)
+        model = fit_pipeline(df, cfg, 5)
         return sorted(tuple(c) for c in model.stages[-1].clusterCenters())
 
     assert centres(one_way) == centres(other_way)
@@ -611,7 +619,6 @@ def test_refit_with_a_fixed_k_fits_a_sample_and_scores_everyone(spark):
         ("C", 100),
     ]
     assert pairs.select(C.CLUSTER).distinct().count() == 3
-    result.scored.unpersist()
 
 
 def test_a_refit_not_named_gives_every_segment_the_unnamed_name(population):
@@ -627,7 +634,6 @@ def test_a_refit_not_named_gives_every_segment_the_unnamed_name(population):
         "Segment 1 (unnamed)",
         "Segment 2 (unnamed)",
     ]
-    result.scored.unpersist()
 
 
 def test_refit_without_a_fixed_k_sweeps_like_fit(population):
@@ -635,7 +641,6 @@ def test_refit_without_a_fixed_k_sweeps_like_fit(population):
 
     assert result.k == 3
     assert sorted(r[C.K] for r in result.selection.collect()) == [2, 3, 4]
-    result.scored.unpersist()
 
 
 def test_fit_scores_everyone_with_the_sweeps_model_fitted_on_the_sample(spark):
@@ -656,4 +661,3 @@ def test_fit_scores_everyone_with_the_sweeps_model_fitted_on_the_sample(spark):
     # the KMeans of the model saw the sample (about 100 customers), not all 300
     trained_on = sum(result.model.stages[-1].summary.clusterSizes)
     assert 50 < trained_on < 200
-    result.scored.unpersist()

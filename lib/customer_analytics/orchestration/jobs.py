@@ -233,13 +233,12 @@ def run_segment(ctx: JobContext, summary: StageSummary) -> None:
         raise InputError(f"--mode must be one of {', '.join(SEGMENT_MODES)}, got {ctx.mode!r}")
     features_table = read_input(ctx, T.CUSTOMER_FEATURES)
     as_of = as_of_table(ctx, T.CUSTOMER_FEATURES, features_table)
-    result = fit_or_score(ctx, with_customer_value(ctx, features_table, as_of), summary)
-    try:
+    table = with_customer_value(ctx, features_table, as_of)
+    with Persisted(MEMORY_AND_DISK) as persisted:  # the scores, read by all three tables
+        result = fit_or_score(ctx, table, summary, persisted.keep)
         written = ctx.warehouse.write(T.CUSTOMER_SEGMENTS, result.segments, **run(ctx))
         ctx.warehouse.write(T.SEGMENT_PROFILES, result.profiles, **run(ctx))
         ctx.warehouse.write(T.FEATURE_IMPORTANCE, result.importance, **run(ctx))
-    finally:
-        result.scored.unpersist()
     summary.rows_in = summary.rows_out = written.rows
     summary.detail.update(as_of=as_of.isoformat(), k=result.k)
     for cluster, (name, _) in sorted(result.names.items()):
@@ -247,7 +246,9 @@ def run_segment(ctx: JobContext, summary: StageSummary) -> None:
     record_migration(ctx, as_of)
 
 
-def fit_or_score(ctx: JobContext, table: DataFrame, summary: StageSummary):
+def fit_or_score(
+    ctx: JobContext, table: DataFrame, summary: StageSummary, keep: Callable[[DataFrame], DataFrame]
+):
     """``segmentation.fit`` (saving the model and its K sweep) or ``segmentation.score``."""
     seg_cfg = ctx.config.segmentation
     store = ModelStore(ctx.warehouse)
@@ -258,12 +259,11 @@ def fit_or_score(ctx: JobContext, table: DataFrame, summary: StageSummary):
             f"(fitted as of {saved.as_of})"
         )
         summary.detail.update(mode="score", model_run=saved.run_id)
-        return segmentation.score(saved, table, seg_cfg)
+        return segmentation.score(saved, table, seg_cfg, keep=keep)
     previous = store.latest() if store.latest_metadata() is not None else None
-    result = segmentation.fit(table, seg_cfg, previous)
+    result = segmentation.fit(table, seg_cfg, previous, keep=keep)
     ctx.warehouse.write(T.KMEANS_SELECTION, result.selection, **run(ctx))
     summary.detail.update(mode="fit", model=store.save(result.saved(ctx.run_id, seg_cfg)))
-    result.selection.unpersist()
     for line in result.changes:
         ctx.progress.say(f"[segment] {line}")
     return result
@@ -296,7 +296,9 @@ def record_migration(ctx: JobContext, as_of: date) -> None:
     """
     segments = ctx.warehouse.read(T.CUSTOMER_SEGMENTS).withColumn(C.RUN_ID, F.lit(ctx.run_id))
     append(ctx, T.SEGMENT_HISTORY, segments)
-    moves = migration.consecutive_migrations(ctx.warehouse.read(T.SEGMENT_HISTORY))
+    history = ctx.warehouse.read(T.SEGMENT_HISTORY)
+    dates = [row[0] for row in migration.segment_dates(history).collect()]  # one per run date
+    moves = migration.consecutive_migrations(history, dates)
     if moves is None:
         return
     ctx.warehouse.write(T.SEGMENT_MIGRATION, moves, **run(ctx))

@@ -88,11 +88,6 @@ class Persisted:
             self._frames.append(df.persist(level))
         return self._frames[-1]
 
-    def adopt(self, df):
-        """Track a frame persisted elsewhere (e.g. ``SegmentationResult.scored``)."""
-        self._frames.append(df)
-        return df
-
     def release(self) -> None:
         for df in self._frames:
             df.unpersist()

@@ -167,8 +167,7 @@ def evaluate_recommenders(
             time_unit=cfg.clv.period,
         )
     )
-    fitted = segmentation.refit(single_view, seg_cfg, named=False)
-    keep(fitted.scored)
+    fitted = segmentation.refit(single_view, seg_cfg, named=False, keep=keep)
     segments = keep(fitted.segments)
     say(f"[evaluate] segments refitted before the cutoff: K={fitted.k}")
     test_bought = recommend.purchases(
