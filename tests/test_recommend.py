@@ -10,8 +10,21 @@ from pyspark.sql import functions as F
 
 from customer_analytics.config.schema import ExcludePeriod, RecommendConfig
 from customer_analytics.core import columns as C
+from customer_analytics.core.errors import InputError
 from customer_analytics.stages import recommend as rec
+from customer_analytics.stages.evaluation import (
+    customer_sample,
+    evaluation_audience,
+    relevant_products,
+)
 from customer_analytics.stages.period import Period
+from customer_analytics.stages.ranking_metrics import (
+    METRICS_SCHEMA,
+    format_evaluation,
+    ranking_metrics,
+    score_recommenders,
+)
+from customer_analytics.stages.recommenders import RECOMMENDERS, evaluation_lists, popular_list
 
 LINE_SCHEMA = (
     "source string, order_id string, customer_id string, order_date date, product_id string, "
@@ -360,11 +373,11 @@ def test_basket_rules_add_and_rerank_products_whose_antecedent_the_customer_boug
     assert_df_equality(lists, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_same_list_for_everyone_gives_the_segment_or_all_customers_first_n(spark):
+def test_popular_list_gives_the_segment_or_all_customers_first_n(spark):
     members = _members(spark).filter("customer_id IN ('c1', 'c3')")
 
-    by_segment = rec.same_list_for_everyone(_ranking(spark), members, top_n=2, per_segment=True)
-    overall = rec.same_list_for_everyone(_ranking(spark), members, top_n=2, per_segment=False)
+    by_segment = popular_list(_ranking(spark), members, top_n=2, by_segment=True)
+    overall = popular_list(_ranking(spark), members, top_n=2, by_segment=False)
 
     assert sorted(tuple(r) for r in by_segment.collect()) == [("c1", 1, "p2"), ("c1", 2, "p1")]
     assert sorted(tuple(r) for r in overall.collect()) == [
@@ -389,7 +402,7 @@ def test_recommender_keeps_the_history_of_the_given_customers_only(spark):
     asked_for = spark.createDataFrame([("c1",), ("c4",)], "customer_id string")
     expected = _history(spark, [("c1", "p1"), ("c1", "p2"), ("c4", "p1")])
 
-    trained = rec.Recommender.assemble(
+    trained = rec.SegmentPurchases.assemble(
         lines, _segments(spark), Period(as_of=D), RecommendConfig(), history_of=asked_for
     )
 
@@ -402,6 +415,35 @@ def test_recommender_keeps_the_history_of_the_given_customers_only(spark):
         ("p2", 1),
         ("p3", 1),
     ]
+
+
+def test_lines_without_a_product_are_refused_when_lists_are_required(spark):
+    lines = _lines(spark, [("o1", "c1", D, None, 1.0, 10.0), ("o2", "c2", D, None, 2.0, 5.0)])
+    purchases = rec.SegmentPurchases.assemble(
+        lines, _segments(spark), Period(as_of=D), RecommendConfig()
+    )
+
+    with pytest.raises(InputError, match="order_lines has no purchases with a product"):
+        purchases.require_lists()
+
+
+def test_purchases_by_no_segmented_customer_are_refused_when_lists_are_required(spark):
+    lines = _lines(spark, [("o1", "c9", D, "p1", 1.0, 10.0)])  # c9 has no segment
+    purchases = rec.SegmentPurchases.assemble(
+        lines, _segments(spark), Period(as_of=D), RecommendConfig()
+    )
+
+    with pytest.raises(InputError, match="no purchases by segmented customers in the 2 month"):
+        purchases.require_lists()
+
+
+def test_purchases_of_segmented_customers_pass_the_check(spark):
+    lines = _lines(spark, [("o1", "c1", D, "p1", 1.0, 10.0)])
+    purchases = rec.SegmentPurchases.assemble(
+        lines, _segments(spark), Period(as_of=D), RecommendConfig()
+    )
+
+    assert purchases.require_lists() is purchases
 
 
 # --- basket rules ----------------------------------------------------------------------------
@@ -453,8 +495,8 @@ def test_relevant_products_keep_the_population_and_optionally_only_new_products(
     population = spark.createDataFrame([("c1",), ("c2",)], "customer_id string")
     before = _history(spark, [("c1", "p1")])
 
-    everything = rec.relevant_products(test_lines, population)
-    new = rec.relevant_products(test_lines, population, new_only_given=before)
+    everything = relevant_products(test_lines, population)
+    new = relevant_products(test_lines, population, new_only_given=before)
 
     assert sorted(tuple(r) for r in everything.collect()) == [
         ("c1", "p1"),
@@ -487,10 +529,10 @@ def test_ranking_metrics_match_precision_recall_and_map_computed_by_hand(spark):
     #   Means: P 1/3, R 2/3, MAP (5/6 + 1/2)/3 = 4/9. Coverage {a,b,c,d,e} 5/10.
     expected = spark.createDataFrame(
         [(2, 3, 1 / 3, 1 / 2, 1 / 3, 0.3), (3, 3, 1 / 3, 2 / 3, 4 / 9, 0.5)],
-        rec.METRICS_SCHEMA,
+        METRICS_SCHEMA,
     )
 
-    metrics = rec.ranking_metrics(recommended, relevant, ks=[3, 2], catalogue_size=10)
+    metrics = ranking_metrics(recommended, relevant, ks=[3, 2], catalogue_size=10)
 
     assert_approx_df_equality(metrics, expected, 1e-12, ignore_row_order=True, ignore_nullable=True)
 
@@ -517,7 +559,7 @@ def test_score_recommenders_scores_each_list_apart_in_one_frame(spark):
         "recall_at_k double, map_at_k double, coverage double",
     )
 
-    scored = rec.score_recommenders(lists, relevant, ks=[2], catalogue_size=4)
+    scored = score_recommenders(lists, relevant, ks=[2], catalogue_size=4)
 
     assert_approx_df_equality(scored, expected, 1e-12, ignore_row_order=True, ignore_nullable=True)
 
@@ -538,7 +580,7 @@ def test_ranking_metrics_score_one_list_against_each_target_of_the_hits(spark):
         "map_at_k double, coverage double",
     )
 
-    metrics = rec.ranking_metrics(recommended, relevant, ks=[2], catalogue_size=4, keys=[C.TARGET])
+    metrics = ranking_metrics(recommended, relevant, ks=[2], catalogue_size=4, keys=[C.TARGET])
 
     assert_approx_df_equality(metrics, expected, 1e-12, ignore_row_order=True, ignore_nullable=True)
 
@@ -549,7 +591,7 @@ def test_ranking_metrics_with_nobody_to_score_give_null_means(spark):
     )
     relevant = spark.createDataFrame([], "customer_id string, product_id string")
 
-    row = rec.ranking_metrics(recommended, relevant, ks=[5], catalogue_size=3).first()
+    row = ranking_metrics(recommended, relevant, ks=[5], catalogue_size=3).first()
 
     assert (row[C.USERS], row[C.PRECISION_AT_K], row[C.COVERAGE]) == (0, None, 0.0)
 
@@ -563,7 +605,7 @@ def test_evaluation_lists_build_every_recommender_for_every_customer(spark):
     )
     history = _history(spark, [("c1", "p2")])
 
-    lists = rec.evaluation_lists(
+    lists = evaluation_lists(
         _ranking(spark), members, history, _names(spark, NAMES), rules, top_n=2, candidates=3
     )
 
@@ -574,7 +616,7 @@ def test_evaluation_lists_build_every_recommender_for_every_customer(spark):
         )
         for name, df in lists.items()
     }
-    assert list(lists) == list(rec.RECOMMENDERS)
+    assert list(lists) == list(RECOMMENDERS)
     # all customers: p1 p4 p2 p5; cluster 0 (c1): p2 p1 p3; c3's cluster 7 has no list
     assert ranked == {
         "global_popular": [("c1", 1, "p1"), ("c1", 2, "p4"), ("c3", 1, "p1"), ("c3", 2, "p4")],
@@ -601,7 +643,7 @@ def test_evaluation_lists_build_every_recommender_for_every_customer(spark):
 def test_format_evaluation_prints_one_aligned_line_per_row():
     rows = [("global_popular", "all", 10, 1234, 0.5, 0.25, None, 0.125)]
 
-    lines = rec.format_evaluation(rows)
+    lines = format_evaluation(rows)
 
     assert lines[0].split() == [
         "recommender",
@@ -630,7 +672,7 @@ def test_evaluation_audience_is_the_segmented_customers_who_bought_in_the_test_w
     relevant = _history(spark, [("c1", "p1"), ("c1", "p2"), ("c3", "p4"), ("c9", "p1")])
     expected = spark.createDataFrame([("c1", 0), ("c3", 7)], "customer_id string, cluster int")
 
-    audience = rec.evaluation_audience(segments, relevant)
+    audience = evaluation_audience(segments, relevant)
 
     assert_df_equality(audience, expected, ignore_row_order=True, ignore_nullable=True)
 
@@ -640,7 +682,7 @@ def test_customer_sample_keeps_about_the_fraction_of_customers_with_all_their_ro
         "concat('c', id) AS customer_id", "explode(array('p1', 'p2')) AS product_id"
     )
 
-    kept = rec.customer_sample(rows, 0.3)
+    kept = customer_sample(rows, 0.3)
 
     per_customer = kept.groupBy(C.CUSTOMER_ID).count()
     assert 2_700 <= per_customer.count() <= 3_300
@@ -650,8 +692,8 @@ def test_customer_sample_keeps_about_the_fraction_of_customers_with_all_their_ro
 def test_customer_sample_is_the_same_whatever_the_partitioning(spark):
     rows = spark.range(2_000).selectExpr("concat('c', id) AS customer_id")
 
-    one = rec.customer_sample(rows.repartition(1), 0.5)
-    seven = rec.customer_sample(rows.repartition(7, C.CUSTOMER_ID), 0.5)
+    one = customer_sample(rows.repartition(1), 0.5)
+    seven = customer_sample(rows.repartition(7, C.CUSTOMER_ID), 0.5)
 
     assert_df_equality(one, seven, ignore_row_order=True)
 
@@ -659,8 +701,8 @@ def test_customer_sample_is_the_same_whatever_the_partitioning(spark):
 def test_customer_sample_of_the_whole_keeps_everyone_and_refuses_nothing_or_more(spark):
     rows = spark.range(50).selectExpr("concat('c', id) AS customer_id")
 
-    assert rec.customer_sample(rows, 1.0).count() == 50
+    assert customer_sample(rows, 1.0).count() == 50
     with pytest.raises(ValueError, match="fraction"):
-        rec.customer_sample(rows, 0.0)
+        customer_sample(rows, 0.0)
     with pytest.raises(ValueError, match="fraction"):
-        rec.customer_sample(rows, 1.5)
+        customer_sample(rows, 1.5)

@@ -368,7 +368,7 @@ def test_the_evaluation_table_lists_the_baseline_first(full_report):
     table = page[page.index("<h2>Recommendation evaluation</h2>") :]
     table = table[: table.index("</table>")]
     shown = re.findall(r"<tr><td>([a-z_]+)</td>", table)
-    # the baseline, then the others in the order of recommend.RECOMMENDERS, each once
+    # the baseline, then the others in the order of recommenders.RECOMMENDERS, each once
     assert shown[0] == "global_popular"
     assert list(dict.fromkeys(shown)) == [
         "global_popular",

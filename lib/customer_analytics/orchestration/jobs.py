@@ -34,12 +34,12 @@ from customer_analytics.stages import (
     features,
     ingest,
     migration,
-    recommend,
     segmentation,
 )
 from customer_analytics.stages.evaluation import EvaluationPlan
 from customer_analytics.stages.period import Period, last_order_as_of, single_as_of
-from customer_analytics.stages.recommend import Recommender
+from customer_analytics.stages.ranking_metrics import format_evaluation
+from customer_analytics.stages.recommend import SegmentPurchases
 
 SEGMENT_MODES = ("fit", "score")
 MEMORY_AND_DISK = StorageLevel.MEMORY_AND_DISK
@@ -318,15 +318,16 @@ def run_recommend(ctx: JobContext, summary: StageSummary) -> None:
     segments = read_input(ctx, T.CUSTOMER_SEGMENTS)
     period = Period.of(ctx.config, as_of_table(ctx, T.CUSTOMER_SEGMENTS, segments))
     with Persisted(cut_lineage=True) as persisted:
-        recommender = Recommender.assemble(lines, segments, period, settings, persisted.keep)
-        top = ctx.warehouse.write(T.SEGMENT_TOP_PRODUCTS, recommender.top_products(), **run(ctx))
+        purchases = SegmentPurchases.assemble(lines, segments, period, settings, persisted.keep)
+        purchases.require_lists()
+        top = ctx.warehouse.write(T.SEGMENT_TOP_PRODUCTS, purchases.top_products(), **run(ctx))
         ctx.progress.say(f"[recommend] top {settings.top_n} lists: {top.rows} rows")
-        rules = ctx.warehouse.write(T.BASKET_RULES, recommender.basket_rules(), **run(ctx))
+        rules = ctx.warehouse.write(T.BASKET_RULES, purchases.basket_rules(), **run(ctx))
         ctx.progress.say(
             f"[recommend] basket rules (support >= {settings.min_support}, confidence >= "
             f"{settings.min_confidence}): {rules.rows}"
         )
-        lists = recommender.customer_lists(segments, rules=ctx.warehouse.read(T.BASKET_RULES))
+        lists = purchases.customer_lists(segments, rules=ctx.warehouse.read(T.BASKET_RULES))
         written = ctx.warehouse.write(T.CUSTOMER_RECOMMENDATIONS, lists, **run(ctx))
     summary.rows_in = ctx.warehouse.row_count(T.CUSTOMER_SEGMENTS)
     summary.rows_out = written.rows
@@ -363,7 +364,7 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
         )
     table = result.table(ctx.spark, plan, ctx.run_id)
     written = ctx.warehouse.write(T.RECOMMENDATION_EVAL, table, **run(ctx))
-    for line in recommend.format_evaluation(result.rows):
+    for line in format_evaluation(result.rows):
         ctx.progress.say(line)
     summary.rows_in, summary.rows_out = result.customers, written.rows
     summary.detail.update(cutoff=plan.cutoff.isoformat(), k=result.k, catalogue=result.catalogue)

@@ -1,8 +1,9 @@
 """
 The evaluation of the recommenders (``recommend.evaluation``): where the time split falls,
 which days are tested, which segmentation is refitted on the training period, and the whole
-run of :func:`evaluate_recommenders`. The metrics themselves are in
-:mod:`customer_analytics.stages.recommend`.
+run of :func:`evaluate_recommenders`. The lists compared are in
+:mod:`customer_analytics.stages.recommenders`, the metrics in
+:mod:`customer_analytics.stages.ranking_metrics`.
 
 The test days are ``cutoff`` .. ``cutoff + test_weeks - 1 day``, never past the run's
 ``as_of``: an evaluation as of a past date reads nothing after it, whatever the cutoff. The
@@ -18,14 +19,33 @@ from datetime import date, timedelta
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from customer_analytics.config.schema import Config, EvaluationConfig, SegmentationConfig
 from customer_analytics.core import columns as C
 from customer_analytics.core.errors import InputError
 from customer_analytics.runtime.materialize import cut_lineage
-from customer_analytics.stages import features, recommend, segmentation
+from customer_analytics.stages import features, segmentation
 from customer_analytics.stages.period import Period
-from customer_analytics.stages.recommend import Recommender
+from customer_analytics.stages.ranking_metrics import METRICS_SCHEMA, score_recommenders
+from customer_analytics.stages.recommend import SegmentPurchases, purchase_history, purchases
+from customer_analytics.stages.recommenders import RECOMMENDERS, evaluation_lists
+
+#: ``all``: every product bought in the test weeks; ``new``: those not bought before the cutoff.
+TARGETS = ("all", "new")
+
+#: Table ``recommendation_eval``: one row per recommender, target and K.
+EVALUATION_SCHEMA = T.StructType(
+    [
+        T.StructField(C.RECOMMENDER, T.StringType(), False),
+        T.StructField(C.TARGET, T.StringType(), False),
+        *METRICS_SCHEMA.fields,
+        T.StructField(C.CUTOFF_DATE, T.DateType(), False),
+        T.StructField(C.TEST_END_DATE, T.DateType(), False),
+        T.StructField(C.RUN_ID, T.StringType(), False),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -101,8 +121,8 @@ def refit_settings(seg_cfg: SegmentationConfig, saved_k: int | None) -> Segmenta
 class EvaluationResult:
     """
     What :func:`evaluate_recommenders` measured: one tuple per recommender, target and K, in
-    the order of :data:`recommend.RECOMMENDERS` (``recommender``, ``target``, ``k``,
-    ``customers`` and the metrics of :data:`recommend.EVALUATION_SCHEMA`), and the figures of
+    the order of :data:`RECOMMENDERS` (``recommender``, ``target``, ``k``,
+    ``customers`` and the metrics of :data:`EVALUATION_SCHEMA`), and the figures of
     the refit.
     """
 
@@ -113,7 +133,7 @@ class EvaluationResult:
     def table(self, spark, plan: EvaluationPlan, run_id: str) -> DataFrame:
         """Table ``recommendation_eval``: the rows with the cutoff, the test end and the run."""
         rows = [(*row, plan.cutoff, plan.test_end, run_id) for row in self.rows]
-        return spark.createDataFrame(rows, recommend.EVALUATION_SCHEMA)
+        return spark.createDataFrame(rows, EVALUATION_SCHEMA)
 
     @property
     def customers(self) -> int:
@@ -170,39 +190,44 @@ def evaluate_recommenders(
     fitted = segmentation.refit(single_view, seg_cfg, named=False, keep=keep)
     segments = keep(fitted.segments)
     say(f"[evaluate] segments refitted before the cutoff: K={fitted.k}")
-    test_bought = recommend.purchases(
+    test_bought = purchases(
         plan.tested(order_lines), exclude_products=cfg.recommend.exclude_products
     )
-    buyers = keep(
-        recommend.evaluation_audience(segments, recommend.relevant_products(test_bought, segments))
-    )
+    buyers = keep(evaluation_audience(segments, relevant_products(test_bought, segments)))
     audience = _audience(buyers, ev.max_customers, keep, say)
     # only the audience's purchase history is read: the lists and the "new" target
-    trained = Recommender.assemble(
+    trained = SegmentPurchases.assemble(
         order_lines, segments, plan.training, cfg.recommend, keep, history_of=audience
-    )
+    ).require_lists()
     rules = keep(trained.basket_rules())
     relevant = {
-        "all": keep(recommend.relevant_products(test_bought, audience)),
-        "new": keep(
-            recommend.relevant_products(test_bought, audience, new_only_given=trained.history)
-        ),
+        "all": keep(relevant_products(test_bought, audience)),
+        "new": keep(relevant_products(test_bought, audience, new_only_given=trained.history)),
     }
     catalogue = trained.names.count()
-    lists = trained.evaluation_lists(audience, trained.history, rules, top_n=max(ev.k))
+    longest = max(ev.k)
+    lists = evaluation_lists(
+        trained.ranking,
+        audience,
+        trained.history,
+        trained.names,
+        rules,
+        top_n=longest,
+        candidates=max(cfg.recommend.candidates, longest),
+    )
     # Each list becomes one leaf of the scoring plan, which otherwise repeats every list's
     # lineage in each of its branches: planning that tree, or comparing it with the cached
     # plans when they are released, filled a 4g heap even on 14 orders. On disk: the blocks of
     # a local checkpoint stay until the JVM collects the frame, and in the heap they left too
     # little of 4g for the scoring at 10M transactions.
     lists = {name: cut_lineage(df, StorageLevel.DISK_ONLY) for name, df in lists.items()}
-    metrics = recommend.score_recommenders(
+    metrics = score_recommenders(
         lists, relevant, ks=ev.k, catalogue_size=catalogue
     ).collect()  # one row per recommender, target and K
-    order = {name: i for i, name in enumerate(recommend.RECOMMENDERS)}
+    order = {name: i for i, name in enumerate(RECOMMENDERS)}
     rows = sorted(
         (tuple(row) for row in metrics),
-        key=lambda r: (order.get(r[0], len(order)), recommend.TARGETS.index(r[1]), r[2]),
+        key=lambda r: (order.get(r[0], len(order)), TARGETS.index(r[1]), r[2]),
     )
     return EvaluationResult(rows, fitted.k, catalogue)
 
@@ -213,9 +238,51 @@ def _audience(buyers: DataFrame, limit: int | None, keep, say) -> DataFrame:
     if limit is None or total <= limit:
         say(f"[evaluate] scoring all {total:,} customers who bought in the test weeks")
         return buyers
-    sample = keep(recommend.customer_sample(buyers, limit / total))
+    sample = keep(customer_sample(buyers, limit / total))
     say(
         f"[evaluate] scoring a fixed sample of {sample.count():,} of the {total:,} customers who "
         f"bought in the test weeks (recommend.evaluation.max_customers: {limit:,})"
     )
     return sample
+
+
+def relevant_products(
+    test_bought: DataFrame, population: DataFrame, *, new_only_given: DataFrame | None = None
+) -> DataFrame:
+    """
+    What the evaluation counts as a hit: distinct (``customer_id``, ``product_id``) bought in
+    the test weeks by the customers of ``population`` (needs ``customer_id``); with
+    ``new_only_given`` (a :func:`purchase_history` of the training period), only products the
+    customer had not bought before.
+    """
+    relevant = purchase_history(test_bought).join(
+        population.select(C.CUSTOMER_ID), C.CUSTOMER_ID, "left_semi"
+    )
+    if new_only_given is not None:
+        relevant = relevant.join(new_only_given, [C.CUSTOMER_ID, C.PRODUCT_ID], "left_anti")
+    return relevant
+
+
+def evaluation_audience(segments: DataFrame, relevant: DataFrame) -> DataFrame:
+    """
+    The customers of ``segments`` (``customer_id``, ``cluster``) that an evaluation scores:
+    those with a row in ``relevant`` (:func:`relevant_products` of every product bought in the
+    test weeks). :func:`ranking_metrics` scores only them, so lists for anybody else are work
+    for nothing: most customers buy nothing in a few test weeks.
+    """
+    return segments.select(C.CUSTOMER_ID, C.CLUSTER).join(
+        relevant.select(C.CUSTOMER_ID), C.CUSTOMER_ID, "left_semi"
+    )
+
+
+def customer_sample(df: DataFrame, fraction: float) -> DataFrame:
+    """
+    The rows of ``df`` (needs ``customer_id``) of about ``fraction`` of its customers, chosen
+    by a hash of the customer id: the same customers whatever the partitioning or the run, and
+    all rows of a chosen customer.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    buckets = 1_000_000
+    bucket = F.pmod(F.xxhash64(C.CUSTOMER_ID), F.lit(buckets))
+    return df.filter(bucket < F.lit(int(round(fraction * buckets))))

@@ -1,6 +1,6 @@
 """
 Product recommendations (SPEC section 6): what each segment buys lately, what to offer each
-customer next, which products go together, and how well such lists would have done.
+customer next, and which products go together.
 
 Purchases
     Lines of ``order_lines`` that are not returns, with a positive quantity and a product
@@ -31,22 +31,16 @@ Basket rules (:func:`basket_rules`)
     orders). The jobs give it the purchases of the top lists' window: what goes together
     lately, and a few months of baskets instead of every basket ever.
 
-Evaluation (:func:`relevant_products`, :func:`ranking_metrics`, :func:`evaluation_lists`; the
-split is :mod:`customer_analytics.stages.evaluation`)
-    Fit on purchases before a cutoff, test on the purchases of the following weeks. For each
-    customer with a segment at the cutoff and a purchase in the test weeks, precision@K is
-    hits / K, recall@K is hits / relevant products, AP@K is the sum of precision@i at each hit
-    ``i <= K`` divided by ``min(K, relevant)``; each is averaged over those customers. Coverage
-    is the share of the products bought before the cutoff that appear in anybody's list.
+The evaluation of such lists is :mod:`customer_analytics.stages.evaluation`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pyspark.ml.fpm import FPGrowth
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -73,7 +67,7 @@ TOP_PRODUCT_COLUMNS = (
 )
 RECOMMENDATION_COLUMNS = (C.CUSTOMER_ID, C.RANK, C.PRODUCT_ID, C.PRODUCT_NAME, C.SCORE, C.REASON)
 RULE_COLUMNS = (C.ANTECEDENT, C.CONSEQUENT, C.SUPPORT, C.CONFIDENCE, C.LIFT)
-#: The columns of ``order_lines`` a :class:`Recommender` reads.
+#: The columns of ``order_lines`` a :class:`SegmentPurchases` reads.
 PURCHASE_COLUMNS = (
     C.SOURCE,
     C.ORDER_ID,
@@ -83,40 +77,6 @@ PURCHASE_COLUMNS = (
     C.PRODUCT_NAME,
     C.QUANTITY,
     C.LINE_AMOUNT,
-)
-
-#: The lists :func:`evaluation_lists` builds, baseline first.
-RECOMMENDERS = (
-    "global_popular",
-    "segment_popular",
-    "global_not_bought",
-    "segment_not_bought",
-    "segment_not_bought_rules",
-)
-#: ``all``: every product bought in the test weeks; ``new``: those not bought before the cutoff.
-TARGETS = ("all", "new")
-
-METRICS_SCHEMA = T.StructType(
-    [
-        T.StructField(C.K, T.IntegerType(), False),
-        T.StructField(C.USERS, T.LongType(), False),
-        T.StructField(C.PRECISION_AT_K, T.DoubleType(), True),
-        T.StructField(C.RECALL_AT_K, T.DoubleType(), True),
-        T.StructField(C.MAP_AT_K, T.DoubleType(), True),
-        T.StructField(C.COVERAGE, T.DoubleType(), True),
-    ]
-)
-
-#: Table ``recommendation_eval``: one row per recommender, target and K.
-EVALUATION_SCHEMA = T.StructType(
-    [
-        T.StructField(C.RECOMMENDER, T.StringType(), False),
-        T.StructField(C.TARGET, T.StringType(), False),
-        *METRICS_SCHEMA.fields,
-        T.StructField(C.CUTOFF_DATE, T.DateType(), False),
-        T.StructField(C.TEST_END_DATE, T.DateType(), False),
-        T.StructField(C.RUN_ID, T.StringType(), False),
-    ]
 )
 
 
@@ -492,35 +452,12 @@ def _list_heads(
     )
 
 
-def same_list_for_everyone(
-    ranking: DataFrame, segments: DataFrame, *, top_n: int, per_segment: bool
-) -> DataFrame:
-    """
-    The plain popularity recommenders: every customer gets their segment's first ``top_n``
-    (``per_segment``) or the all-customers first ``top_n``, bought before or not.
-
-    Returns
-    -------
-    DataFrame
-        ``customer_id``, ``rank``, ``product_id``.
-    """
-    listed = ranking.filter(F.col(C.RANK) <= top_n)
-    if per_segment:
-        return segments.join(listed.filter(F.col(C.CLUSTER).isNotNull()), C.CLUSTER).select(
-            C.CUSTOMER_ID, C.RANK, C.PRODUCT_ID
-        )
-    return (
-        segments.select(C.CUSTOMER_ID)
-        .crossJoin(listed.filter(F.col(C.CLUSTER).isNull()).select(C.RANK, C.PRODUCT_ID))
-        .select(C.CUSTOMER_ID, C.RANK, C.PRODUCT_ID)
-    )
-
-
 @dataclass(frozen=True)
-class Recommender:
+class SegmentPurchases:
     """
-    What every list of one period and one segmentation is built from: ``recommend`` writes its
-    tables from it, ``evaluate`` builds one on the training period and scores its lists.
+    The purchases of one period seen by segment: what every list is built from. ``recommend``
+    writes its tables from it, ``evaluate`` builds one on the training period and scores the
+    lists of :mod:`customer_analytics.stages.recommenders` built from it.
     Assemble it with :meth:`assemble`; the frames are lazy unless ``keep`` persisted them.
 
     Attributes
@@ -537,6 +474,8 @@ class Recommender:
     ranking : DataFrame
         :func:`product_ranking` of ``recent`` over the segments.
     settings : RecommendConfig
+    period : Period
+        The modelled period.
     """
 
     bought: DataFrame
@@ -545,6 +484,7 @@ class Recommender:
     recent: DataFrame
     ranking: DataFrame
     settings: RecommendConfig
+    period: Period
 
     @classmethod
     def assemble(
@@ -556,7 +496,7 @@ class Recommender:
         keep: Callable[[DataFrame], DataFrame] = lambda df: df,
         *,
         history_of: DataFrame | None = None,
-    ) -> Recommender:
+    ) -> SegmentPurchases:
         """
         Parameters
         ----------
@@ -576,29 +516,14 @@ class Recommender:
             The customers (``customer_id``) whose history will be asked for, when not
             everybody's: ``history`` then holds only theirs (``evaluate`` scores a sample).
 
-        Raises
-        ------
-        InputError
-            No purchase with a product in the period, or none by a segmented customer in the
-            top lists' window.
+        Nothing is read until a frame is (or ``keep`` materialises one);
+        :meth:`require_lists` checks there is something to list.
         """
         bought = purchases(
             period.modelled(order_lines), exclude_products=settings.exclude_products
         ).select(*PURCHASE_COLUMNS)
-        if bought.limit(1).count() == 0:
-            raise InputError(
-                f"order_lines has no purchases with a product ({period.describe()}): "
-                "recommendations need product lines (a source of kind 'transactions' without "
-                "product_id has none)"
-            )
         recent = period.recent(bought, months=settings.window_months)
         ranking = keep(product_ranking(recent, segments))
-        if ranking.limit(1).count() == 0:
-            raise InputError(
-                f"no purchases by segmented customers in the {settings.window_months} month(s) "
-                f"up to {period.as_of}: check --as-of, and run segment on features of the same "
-                "data"
-            )
         owners = bought
         if history_of is not None:
             owners = bought.join(history_of.select(C.CUSTOMER_ID), C.CUSTOMER_ID, "left_semi")
@@ -609,7 +534,32 @@ class Recommender:
             recent=recent,
             ranking=ranking,
             settings=settings,
+            period=period,
         )
+
+    def require_lists(self) -> SegmentPurchases:
+        """
+        ``self``, after checking that there is something to list (two one-row reads).
+
+        Raises
+        ------
+        InputError
+            No purchase with a product in the period, or none by a segmented customer in the
+            top lists' window.
+        """
+        if self.bought.limit(1).count() == 0:
+            raise InputError(
+                f"order_lines has no purchases with a product ({self.period.describe()}): "
+                "recommendations need product lines (a source of kind 'transactions' without "
+                "product_id has none)"
+            )
+        if self.ranking.limit(1).count() == 0:
+            raise InputError(
+                f"no purchases by segmented customers in the {self.settings.window_months} "
+                f"month(s) up to {self.period.as_of}: check --as-of, and run segment on features "
+                "of the same data"
+            )
+        return self
 
     def top_products(self) -> DataFrame:
         """Table ``segment_top_products``: :func:`segment_top_products` at ``top_n``."""
@@ -637,288 +587,3 @@ class Recommender:
             candidates=self.settings.candidates,
             rules=rules if self.settings.use_basket_rules else None,
         )
-
-    def evaluation_lists(
-        self, audience: DataFrame, history: DataFrame, rules: DataFrame, *, top_n: int
-    ) -> dict[str, DataFrame]:
-        """:func:`evaluation_lists` for ``audience``, ``top_n`` long (the largest K)."""
-        return evaluation_lists(
-            self.ranking,
-            audience,
-            history,
-            self.names,
-            rules,
-            top_n=top_n,
-            candidates=max(self.settings.candidates, top_n),
-        )
-
-
-def relevant_products(
-    test_bought: DataFrame, population: DataFrame, *, new_only_given: DataFrame | None = None
-) -> DataFrame:
-    """
-    What the evaluation counts as a hit: distinct (``customer_id``, ``product_id``) bought in
-    the test weeks by the customers of ``population`` (needs ``customer_id``); with
-    ``new_only_given`` (a :func:`purchase_history` of the training period), only products the
-    customer had not bought before.
-    """
-    relevant = purchase_history(test_bought).join(
-        population.select(C.CUSTOMER_ID), C.CUSTOMER_ID, "left_semi"
-    )
-    if new_only_given is not None:
-        relevant = relevant.join(new_only_given, [C.CUSTOMER_ID, C.PRODUCT_ID], "left_anti")
-    return relevant
-
-
-def evaluation_audience(segments: DataFrame, relevant: DataFrame) -> DataFrame:
-    """
-    The customers of ``segments`` (``customer_id``, ``cluster``) that an evaluation scores:
-    those with a row in ``relevant`` (:func:`relevant_products` of every product bought in the
-    test weeks). :func:`ranking_metrics` scores only them, so lists for anybody else are work
-    for nothing: most customers buy nothing in a few test weeks.
-    """
-    return segments.select(C.CUSTOMER_ID, C.CLUSTER).join(
-        relevant.select(C.CUSTOMER_ID), C.CUSTOMER_ID, "left_semi"
-    )
-
-
-def customer_sample(df: DataFrame, fraction: float) -> DataFrame:
-    """
-    The rows of ``df`` (needs ``customer_id``) of about ``fraction`` of its customers, chosen
-    by a hash of the customer id: the same customers whatever the partitioning or the run, and
-    all rows of a chosen customer.
-    """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    buckets = 1_000_000
-    bucket = F.pmod(F.xxhash64(C.CUSTOMER_ID), F.lit(buckets))
-    return df.filter(bucket < F.lit(int(round(fraction * buckets))))
-
-
-def ranking_metrics(
-    recommended: DataFrame,
-    relevant: DataFrame,
-    *,
-    ks: Sequence[int],
-    catalogue_size: int,
-    keys: Sequence[str] = (),
-) -> DataFrame:
-    """
-    Precision@K, recall@K, MAP@K and coverage of ranked lists against what was bought.
-
-    Parameters
-    ----------
-    recommended : DataFrame
-        ``customer_id``, ``rank`` (1 = first), ``product_id``, and those of the ``keys`` the
-        lists depend on; unique ranks per customer and key. A key it lacks (e.g. ``target``)
-        scores the same list against every value of that key in ``relevant``.
-    relevant : DataFrame
-        ``customer_id``, ``product_id`` and the ``keys``: the hits. Its customers are the
-        ones scored; a customer with no list scores 0.
-    ks : sequence of int
-        List lengths, each >= 1.
-    catalogue_size : int
-        Products that could have been recommended (the denominator of coverage), >= 1.
-    keys : sequence of str
-        Columns to score apart (e.g. ``recommender``, ``target``), so that many lists are
-        scored in one pass.
-
-    Returns
-    -------
-    DataFrame
-        The ``keys`` and :data:`METRICS_SCHEMA`, one row per key combination in ``relevant``
-        and K: ``users`` scored, the three means over them, and ``coverage``: distinct
-        products in the scored customers' first K / catalogue. Without ``keys`` there is a row
-        per K even when nobody is scored (``users`` 0, null means).
-
-    Every list entry is read once for all K: a customer's hits so far at a rank do not
-    depend on K, and each K's sums are conditional sums over the first K ranks. The lists meet
-    the hits in one join by customer, which also partitions them for the window and the sums.
-    """
-    if not ks or any(k < 1 for k in ks):
-        raise ValueError(f"ks must list values >= 1, got {list(ks)}")
-    if catalogue_size < 1:
-        raise ValueError(f"catalogue_size must be >= 1, got {catalogue_size}")
-    keys = list(keys)
-    ks = sorted(set(int(k) for k in ks))
-    user_keys = [*keys, C.CUSTOMER_ID]
-    list_keys = [key for key in user_keys if key in recommended.columns]
-    per_user = (
-        relevant.select(*user_keys, C.PRODUCT_ID)
-        .groupBy(*user_keys)
-        .agg(F.collect_set(C.PRODUCT_ID).alias(C.WANTED))
-        .withColumn(C.RELEVANT_COUNT, F.size(C.WANTED))
-    )
-    listed = recommended.filter(F.col(C.RANK) <= max(ks)).select(*list_keys, C.RANK, C.PRODUCT_ID)
-    hit = F.when(F.array_contains(C.WANTED, F.col(C.PRODUCT_ID)), 1).otherwise(0)
-    entries = (
-        per_user.join(listed, list_keys, "left")
-        .withColumn(C.HIT, hit)
-        .withColumn(
-            C.HITS_SO_FAR, F.sum(C.HIT).over(Window.partitionBy(*user_keys).orderBy(C.RANK))
-        )
-    )
-
-    def in_first(k: int, value: Column) -> Column:
-        return F.coalesce(F.sum(F.when(F.col(C.RANK) <= k, value)), F.lit(0))
-
-    hits = F.col(C.HIT)
-    users = entries.groupBy(*user_keys, C.RELEVANT_COUNT).agg(
-        *[in_first(k, hits).alias(f"{C.HIT}_{k}") for k in ks],
-        *[
-            in_first(k, hits * F.col(C.HITS_SO_FAR) / F.col(C.RANK)).alias(f"{C.MAP_AT_K}_{k}")
-            for k in ks
-        ],
-    )
-    relevant_count = F.col(C.RELEVANT_COUNT)
-    means = users.groupBy(*keys).agg(
-        F.count("*").alias(C.USERS),
-        *[F.avg(F.col(f"{C.HIT}_{k}") / k).alias(f"{C.PRECISION_AT_K}_{k}") for k in ks],
-        *[F.avg(F.col(f"{C.HIT}_{k}") / relevant_count).alias(f"{C.RECALL_AT_K}_{k}") for k in ks],
-        *[
-            F.avg(F.col(f"{C.MAP_AT_K}_{k}") / F.least(F.lit(k), relevant_count)).alias(
-                f"{C.MAP_AT_K}_{k}"
-            )
-            for k in ks
-        ],
-    )
-    best_ranks = (
-        entries.filter(F.col(C.PRODUCT_ID).isNotNull())
-        .groupBy(*keys, C.PRODUCT_ID)
-        .agg(F.min(C.RANK).alias(C.RANK))
-    )
-    coverage = best_ranks.groupBy(*keys).agg(
-        *[
-            (F.count(F.when(F.col(C.RANK) <= k, 1)) / F.lit(float(catalogue_size))).alias(
-                f"{C.COVERAGE}_{k}"
-            )
-            for k in ks
-        ]
-    )
-    per_k = F.explode(
-        F.array(
-            *[
-                F.struct(
-                    F.lit(k).alias(C.K),
-                    F.col(f"{C.PRECISION_AT_K}_{k}").alias(C.PRECISION_AT_K),
-                    F.col(f"{C.RECALL_AT_K}_{k}").alias(C.RECALL_AT_K),
-                    F.col(f"{C.MAP_AT_K}_{k}").alias(C.MAP_AT_K),
-                    F.col(f"{C.COVERAGE}_{k}").alias(C.COVERAGE),
-                )
-                for k in ks
-            ]
-        )
-    )
-    # Without keys both are global aggregates: one row each, also when nobody is scored.
-    rows = means.join(coverage, keys, "left") if keys else means.crossJoin(coverage)
-    return rows.select(*keys, C.USERS, per_k.alias("_per_k")).select(
-        *keys,
-        F.col(f"_per_k.{C.K}").cast("int").alias(C.K),
-        F.coalesce(C.USERS, F.lit(0)).cast("long").alias(C.USERS),
-        f"_per_k.{C.PRECISION_AT_K}",
-        f"_per_k.{C.RECALL_AT_K}",
-        f"_per_k.{C.MAP_AT_K}",
-        F.coalesce(f"_per_k.{C.COVERAGE}", F.lit(0.0)).alias(C.COVERAGE),
-    )
-
-
-def score_recommenders(
-    lists: dict[str, DataFrame],
-    relevant: dict[str, DataFrame],
-    *,
-    ks: Sequence[int],
-    catalogue_size: int,
-) -> DataFrame:
-    """
-    :func:`ranking_metrics` of every list (``recommender`` name -> ``customer_id``, ``rank``,
-    ``product_id``) against every target (``target`` name -> ``customer_id``, ``product_id``),
-    in one pass.
-
-    Returns
-    -------
-    DataFrame
-        ``recommender``, ``target`` and :data:`METRICS_SCHEMA`, one row per recommender,
-        target and K.
-    """
-    spark = next(iter(lists.values())).sparkSession
-    names = spark.createDataFrame([(n,) for n in lists], f"{C.RECOMMENDER} string")
-    recommended = _union(
-        df.select(F.lit(name).alias(C.RECOMMENDER), C.CUSTOMER_ID, C.RANK, C.PRODUCT_ID)
-        for name, df in lists.items()
-    )
-    hits = _union(
-        df.select(F.lit(name).alias(C.TARGET), C.CUSTOMER_ID, C.PRODUCT_ID)
-        for name, df in relevant.items()
-    ).crossJoin(F.broadcast(names))
-    return ranking_metrics(
-        recommended,
-        hits,
-        ks=ks,
-        catalogue_size=catalogue_size,
-        keys=[C.RECOMMENDER, C.TARGET],
-    )
-
-
-def _union(frames: Iterable[DataFrame]) -> DataFrame:
-    frames = list(frames)
-    out = frames[0]
-    for df in frames[1:]:
-        out = out.unionByName(df)
-    return out
-
-
-def evaluation_lists(
-    ranking: DataFrame,
-    segments: DataFrame,
-    history: DataFrame,
-    names: DataFrame,
-    rules: DataFrame,
-    *,
-    top_n: int,
-    candidates: int,
-) -> dict[str, DataFrame]:
-    """
-    The lists of every recommender in :data:`RECOMMENDERS`, each ``customer_id``, ``rank``,
-    ``product_id`` for every customer of ``segments``, from training-period inputs.
-
-    ``global_popular`` (the baseline) and ``segment_popular`` give everybody (in a segment) the
-    same list; ``global_not_bought`` and ``segment_not_bought`` drop what the customer bought;
-    ``segment_not_bought_rules`` also lets basket rules in. ``history`` needs only the
-    customers of ``segments``: passing just theirs spares the three lists that read it the
-    purchases of everybody else.
-    """
-    everyone_only = ranking.filter(F.col(C.CLUSTER).isNull())
-    args = dict(top_n=top_n, candidates=candidates)
-    lists = {
-        "global_popular": same_list_for_everyone(ranking, segments, top_n=top_n, per_segment=False),
-        "segment_popular": same_list_for_everyone(ranking, segments, top_n=top_n, per_segment=True),
-        "global_not_bought": customer_recommendations(
-            everyone_only, segments, history, names, **args
-        ),
-        "segment_not_bought": customer_recommendations(ranking, segments, history, names, **args),
-        "segment_not_bought_rules": customer_recommendations(
-            ranking, segments, history, names, rules=rules, **args
-        ),
-    }
-    return {name: df.select(C.CUSTOMER_ID, C.RANK, C.PRODUCT_ID) for name, df in lists.items()}
-
-
-def format_evaluation(rows: Iterable[Sequence]) -> list[str]:
-    """
-    A plain-text table of evaluation rows (``recommender, target, k, users, precision,
-    recall, map, coverage``, as in :data:`EVALUATION_SCHEMA`), one string per line.
-    """
-    header = f"{'recommender':<26} {'target':<6} {'K':>3} {'users':>8} "
-    header += f"{'prec@K':>7} {'recall@K':>8} {'MAP@K':>7} {'coverage':>8}"
-    lines = [header]
-    for recommender, target, k, users, precision, recall, mean_ap, coverage, *_ in rows:
-        cells = [_figure(v) for v in (precision, recall, mean_ap, coverage)]
-        lines.append(
-            f"{recommender:<26} {target:<6} {k:>3} {users:>8,} "
-            f"{cells[0]:>7} {cells[1]:>8} {cells[2]:>7} {cells[3]:>8}"
-        )
-    return lines
-
-
-def _figure(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"

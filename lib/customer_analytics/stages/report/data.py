@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from customer_analytics.core import columns as C
-from customer_analytics.stages.recommend import RECOMMENDERS
+from customer_analytics.stages.recommenders import RECOMMENDERS
 
 #: The quantiles of the per-segment value boxes: whiskers at 5% and 95%, box at the quartiles.
 BOX_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
