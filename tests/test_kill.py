@@ -211,31 +211,49 @@ def test_killed_runs_leave_every_table_readable_and_a_rerun_equals_a_clean_run(
     )
 
 
-def test_two_ingests_at_once_on_one_warehouse_lose_nothing_and_a_loser_says_so(
+def test_two_ingests_at_once_on_one_warehouse_lose_nothing_and_the_loser_says_so(
     spark, clean_run, tmp_path
 ):
     """
-    With native Delta, where the two runs creating the same tables conflict. The deltalake
-    backend's conflict is made certain in test_tables (two commits from one snapshot).
+    With native Delta. The first run's writes are held after they have read the tables
+    (tests/held_writes.py) while the second runs to the end, so the first commits last and
+    must lose. The deltalake backend's conflict is tested in test_tables (two commits from one
+    snapshot).
     """
     clean, backend = clean_run, "native"
-    warehouse = tmp_path / "wh"
-    logs = [tmp_path / "first.log", tmp_path / "second.log"]
-    runs = [start(argv(["ingest"], warehouse, backend), log) for log in logs]
-    codes = [run.wait(timeout=600) for run in runs]
+    warehouse, gate = tmp_path / "wh", str(tmp_path / "gate")
+    logs = {name: tmp_path / f"{name}.log" for name in ("held", "free")}
+    held_argv = [gate, ",".join(INGESTED), *argv(["ingest"], warehouse, backend)]
+    with open(logs["held"], "w") as out:
+        held = subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "held_writes.py"), *held_argv],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while not os.path.exists(f"{gate}.held"):
+            assert held.poll() is None, logs["held"].read_text()
+            assert time.monotonic() < deadline, "the held run never began a write"
+            time.sleep(0.2)
+        free = start(argv(["ingest"], warehouse, backend), logs["free"])
+        assert free.wait(timeout=600) == 0, logs["free"].read_text()
+    finally:
+        Path(f"{gate}.open").touch()
+    assert held.wait(timeout=600) == 3, logs["held"].read_text()
 
-    outputs = [log.read_text() for log in logs]
-    assert sorted(codes) in ([0, 0], [0, 3]), outputs
-    for code, output in zip(codes, outputs, strict=True):
-        assert "Traceback" not in output
-        errors = [line for line in output.splitlines() if "customer-analytics: error:" in line]
-        assert len(errors) == (code != 0)
-        if code == 3:
-            assert "another run committed to it while this run was writing it" in errors[0]
+    outputs = {name: log.read_text() for name, log in logs.items()}
+    errors = {
+        name: [line for line in text.splitlines() if "customer-analytics: error:" in line]
+        for name, text in outputs.items()
+    }
+    assert errors["free"] == [] and len(errors["held"]) == 1, outputs
+    assert "another run committed to it while this run was writing it" in errors["held"][0]
+    assert not any("Traceback" in text for text in outputs.values()), outputs
     runs_table = DeltaTable(str(warehouse / catalog.RUNS)).to_pyarrow_table().to_pylist()
-    assert sorted(r[C.STATUS] for r in runs_table) == sorted(
-        "succeeded" if c == 0 else "failed" for c in codes
-    )
+    assert sorted(r[C.STATUS] for r in runs_table) == ["failed", "succeeded"]
     read_every_version(warehouse)
     for name in INGESTED:
         assert_approx_df_equality(
@@ -244,7 +262,6 @@ def test_two_ingests_at_once_on_one_warehouse_lose_nothing_and_a_loser_says_so(
             1e-9,
             ignore_row_order=True,
         )
-    print(f"{backend}: two ingests at once ended {codes[0]} and {codes[1]}")
 
 
 def test_a_rerun_with_the_same_input_rewrites_every_table_equal_with_the_same_segment_names(
