@@ -7,7 +7,6 @@ date leaks in: no later order, attribute, basket, segment or test purchase.
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 from datetime import date
 
@@ -19,18 +18,9 @@ from customer_analytics import cli
 from customer_analytics.core import columns as C
 from customer_analytics.io.tables import Warehouse
 from tests.conftest import REPO, shared_file
+from tests.helpers import BACKEND, invoice_lines, settings, write_csv
 
 AS_OF = date(2011, 6, 30)
-HEADER = [
-    "InvoiceNo",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "UnitPrice",
-    "CustomerID",
-    "Country",
-]
 
 #: Sums over differently partitioned files differ in the last bits (spend_trend's
 #: regr_slope, about 3e-9 on online_retail.parquet).
@@ -53,72 +43,6 @@ TABLES = (
     "customer_recommendations",
     "recommendation_eval",
 )
-
-
-def invoice_lines() -> list[list]:
-    """
-    Fourteen customers buying six products once or twice a month, January to August 2011;
-    customers 13 and 14 start in May. Customer 1 moves from the United Kingdom to France in
-    July: after ``AS_OF``.
-    """
-    rows = []
-    for customer in range(1, 15):
-        for month in range(1, 9):
-            if (customer + month) % (1 + customer % 3) or (customer > 12 and month < 5):
-                continue
-            for visit in range(1 + customer % 2):
-                day = (customer * 2 + visit * 11) % 27 + 1
-                invoice = f"{month:02d}{customer:02d}{visit}"
-                country = "France" if customer == 1 and month >= 7 else "United Kingdom"
-                for product in sorted({(customer + month) % 6 + 1, (customer * month) % 6 + 1}):
-                    quantity = 1 + (customer + month + product) % 3
-                    rows.append(
-                        [
-                            invoice,
-                            f"P{product}",
-                            f"Product {product}",
-                            quantity,
-                            f"2011-{month:02d}-{day:02d} 10:{visit:02d}:00",
-                            1.5 * product,
-                            1000 + customer,
-                            country,
-                        ]
-                    )
-    return rows
-
-
-def write_csv(path, rows) -> str:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        writer.writerows(rows)
-    return str(path)
-
-
-#: Point in time does not depend on how tables are committed, and the delta-rs commits take a
-#: quarter of the time of native Delta's on these small tables (CI time); test_cli, test_kill
-#: and test_object_storage run the pipeline with native Delta.
-BACKEND = "deltalake"
-
-
-def settings(source: str, warehouse) -> list[str]:
-    """The ``--set`` arguments of a run over :func:`invoice_lines` at ``source``: K fixed at 2."""
-    return [
-        "--set",
-        f"warehouse.delta={BACKEND}",
-        "--set",
-        f"source.path={source}",
-        "--set",
-        "source.kind=invoice_lines",
-        "--set",
-        f"warehouse.path={warehouse}",
-        "--set",
-        "segmentation.k=2",
-        "--set",
-        "segmentation.features=[total_visits, total_spend, recency_days]",
-        "--set",
-        "segmentation.n_init=1",
-    ]
 
 
 def run_pipeline(source: str, warehouse) -> int:

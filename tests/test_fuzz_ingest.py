@@ -35,7 +35,7 @@ from customer_analytics.config.schema import SourceConfig
 from customer_analytics.core.errors import InputError
 from customer_analytics.io.sources import read_source
 from customer_analytics.stages import ingest
-from tests.test_backfill import HEADER as RETAIL_HEADER
+from tests.helpers import RETAIL_HEADER
 
 SEED = int(os.environ.get("FUZZ_SEED", "17"))
 SECONDS = float(os.environ.get("FUZZ_SECONDS", "150"))

@@ -13,11 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from chispa import assert_approx_df_equality, assert_df_equality
 from deltalake import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import DateType, StringType, StructField, StructType, TimestampType
 
 from customer_analytics import cli
 from customer_analytics.config.schema import IngestRules, SourceConfig
@@ -26,6 +24,7 @@ from customer_analytics.io.sources import read_source
 from customer_analytics.io.tables import read_table
 from customer_analytics.stages import ingest
 from tests.conftest import REPO
+from tests.helpers import assert_close, assert_equal, frame
 
 PJ = "product_json"
 IL = "invoice_lines"
@@ -69,21 +68,6 @@ SEG_COLUMNS = {"price_sensitivity": "seg_1", "lifestage": "seg_2"}
 # Helpers: building inputs and expected frames (no code under test here)
 
 
-def frame(spark: SparkSession, rows: list[tuple], ddl: str) -> DataFrame:
-    """Rows as a frame of schema ``ddl``; timestamp and date values are given as text."""
-    schema = spark.createDataFrame([], ddl).schema
-    as_text = StructType(
-        [
-            StructField(f.name, StringType(), True)
-            if isinstance(f.dataType, TimestampType | DateType)
-            else f
-            for f in schema
-        ]
-    )
-    df = spark.createDataFrame(rows, as_text)
-    return df.select(*[F.col(f.name).cast(f.dataType) for f in schema])
-
-
 def items(*products: tuple) -> str:
     """A ``product_json`` text from (product_id, product_name, quantity, unit_price) tuples."""
     keys = ("product_id", "product_name", "quantity", "unit_price")
@@ -106,14 +90,6 @@ def reconcile(raw: DataFrame, prepared: DataFrame) -> ingest.Reconciliation:
 
 def reasons(prepared: DataFrame) -> DataFrame:
     return prepared.select("order_id", "reason")
-
-
-def assert_equal(actual: DataFrame, expected: DataFrame) -> None:
-    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
-
-
-def assert_close(actual: DataFrame, expected: DataFrame) -> None:
-    assert_approx_df_equality(actual, expected, 1e-9, ignore_row_order=True, ignore_nullable=True)
 
 
 APPLE = ("A", "Apple", 1, 5.0)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
-from chispa import assert_df_equality
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -22,6 +21,7 @@ from customer_analytics.config.schema import IngestRules, SourceConfig
 from customer_analytics.io.sources import read_source
 from customer_analytics.stages import ingest
 from tests.conftest import shared_file
+from tests.helpers import assert_equal
 
 
 @dataclass
@@ -45,10 +45,6 @@ def ingest_file(spark: SparkSession, name: str, kind: str, **options) -> Ingeste
     )
     orders = ingest.orders(prepared, with_attributes=True).persist(StorageLevel.MEMORY_AND_DISK)
     return Ingested(raw, prepared, orders, recon)
-
-
-def assert_equal(actual: DataFrame, expected: DataFrame) -> None:
-    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def total(df: DataFrame, expr: str) -> float:

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from customer_analytics.core import columns as C
 from customer_analytics.io.tables import Warehouse
 from tests.conftest import run_cli
-from tests.test_backfill import BACKEND, invoice_lines, settings, write_csv
+from tests.helpers import BACKEND, invoice_lines, settings, write_csv
 
 MARCH, JUNE = date(2011, 3, 31), date(2011, 6, 30)
 
