@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 from customer_analytics.core.paths import has_scheme, join
 from customer_analytics.io.filesystem import FileSystem
 
@@ -42,3 +45,28 @@ def test_move_replaces_the_target(spark, tmp_path):
 
     assert fs.read_text(str(tmp_path / "out" / "t.csv")) == "new"
     assert not (tmp_path / "staging" / "part-0").exists()
+
+
+def test_a_folder_is_idle_when_nothing_below_it_changed_for_the_time_given(spark, tmp_path):
+    fs = FileSystem.for_session(spark)
+    hour_ago = time.time() - 3600
+    for name in ("old", "busy", "_staging-old"):
+        fs.write_text(str(tmp_path / name / "deep" / "part-0"), "x")
+    for path in tmp_path.rglob("*"):
+        os.utime(path, (hour_ago, hour_ago))
+    os.utime(tmp_path / "busy" / "deep" / "part-0")  # a live writer's file, deep down: now
+    os.utime(tmp_path / "busy", (hour_ago, hour_ago))
+
+    assert fs.idle_folders(str(tmp_path), 1800) == ["_staging-old", "old"]
+    assert fs.idle_folders(str(tmp_path), 1800, prefix="_staging-") == ["_staging-old"]
+    assert fs.idle_folders(str(tmp_path), 7200) == []
+    assert fs.idle_folders(str(tmp_path / "absent"), 0) == []
+
+
+def test_file_count_counts_files_at_every_depth(spark, tmp_path):
+    fs = FileSystem.for_session(spark)
+    for path in ("a", "sub/b", "sub/deeper/c"):
+        fs.write_text(str(tmp_path / "t" / path), "x")
+
+    assert fs.file_count(str(tmp_path / "t")) == 3
+    assert fs.file_count(str(tmp_path / "absent")) == 0

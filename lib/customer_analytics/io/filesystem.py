@@ -17,7 +17,11 @@ Examples
 
 from __future__ import annotations
 
+import time
+
 from pyspark.sql import SparkSession
+
+from customer_analytics.core.paths import join
 
 #: Hadoop's file systems that write a checksum file beside every file (``file:``'s default).
 CHECKSUM_FS_CLASS = "org.apache.hadoop.fs.ChecksumFileSystem"
@@ -70,6 +74,30 @@ class FileSystem:
         while files.hasNext():
             newest = max(newest, files.next().getModificationTime())
         return newest / 1000.0
+
+    def idle_folders(self, path: str, idle_seconds: float, *, prefix: str = "") -> list[str]:
+        """
+        Names of the folders directly under ``path`` (those starting with ``prefix``) in which
+        nothing changed for more than ``idle_seconds`` (:meth:`last_modified`), sorted: what a
+        killed run left, never what a live run is still writing.
+        """
+        now = time.time()
+        return [
+            name
+            for name in self.list_dirs(path)
+            if name.startswith(prefix) and now - self.last_modified(join(path, name)) > idle_seconds
+        ]
+
+    def file_count(self, path: str) -> int:
+        """The files under ``path``, at any depth; 0 when ``path`` is absent."""
+        jpath, fs = self._resolve(path)
+        if not fs.exists(jpath):
+            return 0
+        files, count = fs.listFiles(jpath, True), 0
+        while files.hasNext():
+            files.next()
+            count += 1
+        return count
 
     def read_text(self, path: str) -> str:
         """The whole file as UTF-8 text; ``FileNotFoundError`` naming ``path`` when absent."""

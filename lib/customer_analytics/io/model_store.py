@@ -19,7 +19,6 @@ datetime.date(2011, 6, 30)
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -114,14 +113,10 @@ class ModelStore:
         Returns their run ids.
         """
         complete = {run_id for run_id, _ in self._saves()}
-        now = time.time()
-        removed = []
-        for run_id in self._fs.list_dirs(self.root):
-            folder = join(self.root, run_id)
-            if run_id in complete or now - self._fs.last_modified(folder) <= older_than_seconds:
-                continue
-            self._fs.delete(folder)
-            removed.append(run_id)
+        idle = self._fs.idle_folders(self.root, older_than_seconds)
+        removed = [run_id for run_id in idle if run_id not in complete]
+        for run_id in removed:
+            self._fs.delete(join(self.root, run_id))
         return removed
 
     def latest_metadata(self) -> dict | None:

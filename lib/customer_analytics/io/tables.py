@@ -219,7 +219,7 @@ class TableWriter:
     def _execute_deltalake(self, df: DataFrame) -> Commit:
         root = _local_path(self._path)
         os.makedirs(root, exist_ok=True)
-        _remove_stale_staging(root)
+        _remove_stale_staging(FileSystem.for_session(self._spark), root)
         existing = _open(root)
         if existing is not None and self._mode == "append":
             _check_append_schema(
@@ -398,7 +398,9 @@ class Warehouse:
                 self.spark.sql(statement).count()
             return doomed
         root = _local_path(path)
-        stale = _remove_stale_staging(root, older_than_seconds=retention_hours * 3600)
+        stale = _remove_stale_staging(
+            FileSystem.for_session(self.spark), root, older_than_seconds=retention_hours * 3600
+        )
         table = _open(root)
         if table is None:
             raise FileNotFoundError(f"no Delta table at {path}")
@@ -526,21 +528,17 @@ def _local_path(path: str) -> str:
     return os.path.abspath(path.removeprefix("file://").removeprefix("file:"))
 
 
-def _remove_stale_staging(root: str, older_than_seconds: float = 3600.0) -> int:
+def _remove_stale_staging(fs: FileSystem, root: str, older_than_seconds: float = 3600.0) -> int:
     """
-    Remove staging folders that a killed writer left behind (never a live writer's); return
-    how many files they held.
+    Remove staging folders that a killed writer left behind in the table folder ``root`` (never
+    a live writer's); return how many files they held.
     """
-    now = time.time()
+    table = f"file://{root}"
     removed = 0
-    for folder in glob.glob(os.path.join(root, f"{STAGING_PREFIX}*")):
-        entries = [folder]
-        for parent, folders, files in os.walk(folder):
-            entries += [os.path.join(parent, name) for name in folders + files]
-        # a live writer keeps adding files somewhere below; the folder's own time lags
-        if now - max(os.path.getmtime(e) for e in entries) > older_than_seconds:
-            removed += sum(1 for e in entries if os.path.isfile(e))
-            shutil.rmtree(folder, ignore_errors=True)
+    for name in fs.idle_folders(table, older_than_seconds, prefix=STAGING_PREFIX):
+        folder = join(table, name)
+        removed += fs.file_count(folder)
+        fs.delete(folder)
     return removed
 
 

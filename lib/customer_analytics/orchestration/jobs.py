@@ -458,10 +458,9 @@ def run_vacuum(ctx: JobContext, summary: StageSummary) -> None:
     ]
     fs = FileSystem.for_session(ctx.spark)
     checkpoints = join(ctx.warehouse.path, T.CHECKPOINTS_FOLDER)
-    for run in fs.list_dirs(checkpoints):  # a finished run removes its own
-        if time.time() - fs.last_modified(join(checkpoints, run)) > retention * 3600:
-            fs.delete(join(checkpoints, run))
-            folders.append(f"{T.CHECKPOINTS_FOLDER}/{run}")
+    for run in fs.idle_folders(checkpoints, retention * 3600):  # a finished run removes its own
+        fs.delete(join(checkpoints, run))
+        folders.append(f"{T.CHECKPOINTS_FOLDER}/{run}")
     for folder in folders:
         ctx.progress.say(f"[vacuum] {folder}: left by a killed run, deleted")
     summary.detail.update(
