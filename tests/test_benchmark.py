@@ -177,7 +177,13 @@ def test_project_computes_the_same_features_from_the_same_rows(spark, peers, sou
     lines = ingest.order_lines(prepared)
     as_of = last_order_as_of(orders)
     excluded = [ExcludePeriod(start=date(2021, 1, 1), end=date(2021, 12, 31))]
-    single_view = features.customer_features(orders, lines, Period(as_of, exclude_periods=excluded))
+    single_view = features.customer_features(
+        orders,
+        lines,
+        Period(as_of, exclude_periods=excluded),
+        expected_lifetime_years=3.0,
+        time_unit="day",
+    )
     project = single_view.select(*peers.FEATURE_COLUMNS).toPandas()
     assert as_of == AS_OF
     pd.testing.assert_frame_equal(sorted_rows(project), EXPECTED, check_dtype=False)

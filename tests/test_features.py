@@ -24,6 +24,13 @@ LINES_DDL = (
 AS_OF = date(2024, 1, 31)
 
 
+def customer_features(orders, lines, period, **kwargs):
+    """:func:`features.customer_features` with the lifetime (3 years) and time unit (days) the
+    expected values are worked out with, unless given."""
+    settings = {"expected_lifetime_years": 3.0, "time_unit": "day", **kwargs}
+    return features.customer_features(orders, lines, period, **settings)
+
+
 def order(order_id, customer, ts, amount, items=1.0, store="S1", is_return=False):
     return (order_id, customer, ts, ts.date(), store, "SG", amount, items, is_return)
 
@@ -74,7 +81,7 @@ def lines(spark):
 
 @pytest.fixture
 def single_view(orders, lines):
-    return features.customer_features(orders, lines, Period(AS_OF))
+    return customer_features(orders, lines, Period(AS_OF))
 
 
 def pick(df, *columns):
@@ -83,7 +90,7 @@ def pick(df, *columns):
 
 def test_columns_keeps_only_those_and_computes_no_rfm_cut_points_unless_asked(spark, orders, lines):
     # recency: c1's last visit Jan 29, c2's on as_of (Jan 31), c3's Jan 10
-    subset = features.customer_features(
+    subset = customer_features(
         orders, lines, Period(AS_OF), columns=[C.CUSTOMER_ID, C.TOTAL_VISITS, C.RECENCY_DAYS]
     )
 
@@ -97,9 +104,7 @@ def test_columns_keeps_only_those_and_computes_no_rfm_cut_points_unless_asked(sp
 
 def test_columns_with_an_rfm_score_computes_the_scores(orders, lines):
     # recency 0, 2, 21: quintile cut points 0, 2, 2, 21; r_score = 5 - cut points exceeded
-    subset = features.customer_features(
-        orders, lines, Period(AS_OF), columns=[C.CUSTOMER_ID, C.R_SCORE]
-    )
+    subset = customer_features(orders, lines, Period(AS_OF), columns=[C.CUSTOMER_ID, C.R_SCORE])
 
     assert subset.columns == [C.CUSTOMER_ID, C.R_SCORE]
     assert {r[C.CUSTOMER_ID]: r[C.R_SCORE] for r in subset.collect()} == {
@@ -111,7 +116,7 @@ def test_columns_with_an_rfm_score_computes_the_scores(orders, lines):
 
 def test_columns_refuses_a_column_the_single_view_does_not_have(orders, lines):
     with pytest.raises(ValueError, match="not columns of customer_features"):
-        features.customer_features(orders, lines, Period(AS_OF), columns=[C.CUSTOMER_ID, "x"])
+        customer_features(orders, lines, Period(AS_OF), columns=[C.CUSTOMER_ID, "x"])
 
 
 def test_one_row_per_member_with_a_visit_and_as_of(single_view):
@@ -171,7 +176,7 @@ def test_first_order_date_is_the_earliest_visit_inside_the_window(spark):
         "customer_id string, first_order_date date",
     )
     first_days = ExcludePeriod(start=date(2024, 1, 1), end=date(2024, 1, 3))
-    result = features.customer_features(
+    result = customer_features(
         orders,
         spark.createDataFrame([], LINES_DDL),
         Period(AS_OF, lookback_days=30, exclude_periods=[first_days]),
@@ -200,7 +205,7 @@ def test_last_order_date_is_the_latest_visit_up_to_as_of(spark):
         [("c1", date(2024, 1, 20)), ("c2", date(2024, 1, 31))],
         "customer_id string, last_order_date date",
     )
-    result = features.customer_features(orders, spark.createDataFrame([], LINES_DDL), Period(AS_OF))
+    result = customer_features(orders, spark.createDataFrame([], LINES_DDL), Period(AS_OF))
     actual = pick(result, C.LAST_ORDER_DATE)
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
@@ -273,8 +278,8 @@ def test_btyd_summary_counts_repeat_days_in_days_and_weeks(spark, orders, lines)
         [("c1", 2.0, 28.0, 30.0, 25.0), ("c2", 0.0, 0.0, 0.0, 0.0), ("c3", 0.0, 0.0, 21.0, 0.0)],
         "customer_id string, frequency double, recency double, T double, monetary_value double",
     )
-    in_days = features.customer_features(orders, lines, Period(AS_OF), time_unit="day")
-    in_weeks = features.customer_features(orders, lines, Period(AS_OF), time_unit="week")
+    in_days = customer_features(orders, lines, Period(AS_OF), time_unit="day")
+    in_weeks = customer_features(orders, lines, Period(AS_OF), time_unit="week")
     cols = (C.FREQUENCY, C.RECENCY, C.T, C.MONETARY_VALUE)
 
     assert_df_equality(
@@ -304,7 +309,7 @@ def test_monthly_spend_and_its_trend(spark):
     lines = orders.select(
         C.ORDER_ID, C.CUSTOMER_ID, C.ORDER_DATE, F.lit("P").alias(C.PRODUCT_ID), C.IS_RETURN
     )
-    result = features.customer_features(orders, lines, Period(date(2024, 4, 30)))
+    result = customer_features(orders, lines, Period(date(2024, 4, 30)))
     expected = spark.createDataFrame(
         [("c4", 3, 550 / 3, 475 / 7), ("c5", 1, 10.0, None)],
         "customer_id string, active_months long, avg_monthly_spend double, spend_trend double",
@@ -363,8 +368,8 @@ def test_ties_share_a_score(spark):
 
 
 def test_earlier_as_of_ignores_later_orders_like_a_run_on_that_day(orders, lines):
-    backfill = features.customer_features(orders, lines, Period(date(2024, 1, 10)))
-    on_the_day = features.customer_features(
+    backfill = customer_features(orders, lines, Period(date(2024, 1, 10)))
+    on_the_day = customer_features(
         orders.filter(F.col(C.ORDER_DATE) <= date(2024, 1, 10)),
         lines.filter(F.col(C.ORDER_DATE) <= date(2024, 1, 10)),
         Period(date(2024, 1, 10)),
@@ -374,14 +379,14 @@ def test_earlier_as_of_ignores_later_orders_like_a_run_on_that_day(orders, lines
 
 
 def test_excluded_periods_and_lookback_restrict_the_orders(orders, lines):
-    excluded = features.customer_features(
+    excluded = customer_features(
         orders,
         lines,
         Period(
             AS_OF, exclude_periods=[ExcludePeriod(start=date(2024, 1, 1), end=date(2024, 1, 9))]
         ),
     )
-    looked_back = features.customer_features(orders, lines, Period(AS_OF, lookback_days=3))
+    looked_back = customer_features(orders, lines, Period(AS_OF, lookback_days=3))
 
     c1 = excluded.filter(F.col(C.CUSTOMER_ID) == "c1").first()
     assert (c1[C.TOTAL_VISITS], c1[C.TOTAL_SPEND]) == (1, 30.0)
@@ -444,7 +449,7 @@ def test_attributes_are_the_latest_seen_up_to_as_of_and_store_the_most_visited(s
         f"{ORDERS_DDL}, {attributes}",
     )
 
-    result = features.customer_features(orders, lines, Period(AS_OF))
+    result = customer_features(orders, lines, Period(AS_OF))
 
     # c1: country SG (o2; o3 has none), price_sensitivity MM (o3), lifestage YF (o1);
     # store S1: two of three visits
@@ -464,7 +469,7 @@ def test_attributes_the_orders_lack_are_null(single_view):
 
 def test_bad_parameters_are_rejected(orders, lines):
     with pytest.raises(ValueError, match="time_unit must be one of"):
-        features.customer_features(orders, lines, Period(AS_OF), time_unit="month")
+        customer_features(orders, lines, Period(AS_OF), time_unit="month")
     with pytest.raises(ValueError, match="lookback_days must be >= 1"):
         Period(AS_OF, lookback_days=0)
 

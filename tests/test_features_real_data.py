@@ -16,6 +16,13 @@ from tests.conftest import shared_file
 lifetimes_utils = pytest.importorskip("lifetimes.utils")
 
 
+def customer_features(orders, lines, period, **kwargs):
+    """:func:`features.customer_features` with the lifetime (3 years) and time unit (days) the
+    expected values are worked out with, unless given."""
+    settings = {"expected_lifetime_years": 3.0, "time_unit": "day", **kwargs}
+    return features.customer_features(orders, lines, period, **settings)
+
+
 def ingest_orders_and_lines(spark, source: SourceConfig):
     prepared = ingest.prepare(spark.read.parquet(source.path), source).cache()
     return ingest.orders(prepared), ingest.order_lines(prepared)
@@ -30,7 +37,7 @@ def test_btyd_summary_with_the_default_rules_equals_lifetimes_on_cdnow_for_every
     as_of = date(1998, 6, 30)
 
     ours = (
-        features.customer_features(orders, lines, Period(as_of))
+        customer_features(orders, lines, Period(as_of))
         .select(C.CUSTOMER_ID, C.FREQUENCY, C.RECENCY, C.T, C.MONETARY_VALUE)
         .toPandas()
         .assign(customer_id=lambda d: d[C.CUSTOMER_ID].astype("int64"))
@@ -60,7 +67,7 @@ def test_online_retail_totals_equal_a_plain_computation(spark):
     orders, lines = ingest_orders_and_lines(spark, source)
     as_of = date(2011, 12, 9)
 
-    ours = features.customer_features(orders, lines, Period(as_of)).select(
+    ours = customer_features(orders, lines, Period(as_of)).select(
         C.CUSTOMER_ID, C.TOTAL_VISITS, C.TOTAL_SPEND, C.RECENCY_DAYS
     )
     # Plainly: distinct rows of members, invoices not starting with C are visits, spend is

@@ -143,7 +143,7 @@ def test_distance_is_zero_or_more_and_smaller_than_to_other_centroids(spark):
         ("c6", 10.0, 8.0),
     ]
     df = spark.createDataFrame(rows, "customer_id string, a double, b double")
-    model = build_pipeline(["a", "b"], k=2, seed=1).fit(df)
+    model = build_pipeline(["a", "b"], k=2, seed=1, imputer_strategy="median").fit(df)
     centres = np.array(model.stages[-1].clusterCenters())
     # by hand: each feature standardized with its mean and sample standard deviation
     raw = np.array([[a, b] for _, a, b in rows])
@@ -288,7 +288,9 @@ def test_weights_multiply_the_standardized_features(spark):
     )
     # by hand: a and b both standardize to -1, 0, 1 (mean 2 / 20, sample sd 1 / 10);
     # weight 2 on a doubles its coordinate, b keeps weight 1
-    model = build_pipeline(["a", "b"], k=2, seed=1, weights={"a": 2.0}).fit(df)
+    model = build_pipeline(
+        ["a", "b"], k=2, seed=1, imputer_strategy="median", weights={"a": 2.0}
+    ).fit(df)
     actual = {
         r[C.CUSTOMER_ID]: list(r[C.SCALED])
         for r in model.transform(df).select(C.CUSTOMER_ID, C.SCALED).collect()
@@ -308,7 +310,9 @@ def test_a_heavy_weight_decides_which_feature_splits_the_customers(spark):
     ]
     df = spark.createDataFrame(rows, "customer_id string, a double, b double")
     for heavy, other in (("a", "b"), ("b", "a")):
-        model = build_pipeline(["a", "b"], k=2, seed=3, weights={heavy: 3.0}).fit(df)
+        model = build_pipeline(
+            ["a", "b"], k=2, seed=3, imputer_strategy="median", weights={heavy: 3.0}
+        ).fit(df)
         clusters = (
             model.transform(df)
             .groupBy(C.CLUSTER)
@@ -322,9 +326,9 @@ def test_a_heavy_weight_decides_which_feature_splits_the_customers(spark):
 
 def test_weights_not_in_features_or_not_positive_are_refused():
     with pytest.raises(ValueError, match="weights not in features: c"):
-        build_pipeline(["a", "b"], k=2, seed=1, weights={"c": 2.0})
+        build_pipeline(["a", "b"], k=2, seed=1, imputer_strategy="median", weights={"c": 2.0})
     with pytest.raises(ValueError, match="weights must be finite and > 0: a"):
-        build_pipeline(["a", "b"], k=2, seed=1, weights={"a": 0.0})
+        build_pipeline(["a", "b"], k=2, seed=1, imputer_strategy="median", weights={"a": 0.0})
 
 
 def test_fit_kmeans_keeps_the_start_with_the_lowest_cost(spark):

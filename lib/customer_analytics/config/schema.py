@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Mapping, Sequence
 from datetime import date
 from importlib import resources
 from typing import Literal
@@ -45,9 +46,10 @@ from customer_analytics.config.source_kinds import (
     DEFAULT_DATE_FORMATS,
     EXACT_DUPLICATE_RULE,
     OPTIONAL_EXTRA_COLUMNS,
+    SourceKind,
 )
 from customer_analytics.core.columns import CUSTOMER_VALUE_COLUMNS, NUMERIC_CUSTOMER_FEATURES
-from customer_analytics.core.delta import DELTA_MODES
+from customer_analytics.core.delta import DEFAULT_DELTA_MODE, DELTA_MODES
 
 #: The default ``segmentation.segment_names``, a file of this package (SPEC section 4).
 DEFAULT_SEGMENT_NAMES_FILE = "defaults/segment_names.yaml"
@@ -119,7 +121,7 @@ class IngestRules(_Section):
 
 
 class SourceConfig(_Section):
-    kind: Literal["product_json", "invoice_lines", "basket_lines", "transactions"] = "product_json"
+    kind: SourceKind = "product_json"
     path: str
     #: Written to the ``source`` column of every table; defaults to the kind.
     name: str | None = None
@@ -204,7 +206,7 @@ def _without_credentials(path: str | None) -> str | None:
 class WarehouseConfig(_Section):
     path: str = "warehouse"
     #: ``auto``: native Delta when the Delta Spark extension is active, else delta-rs commits.
-    delta: Literal[DELTA_MODES] = "auto"
+    delta: Literal[DELTA_MODES] = DEFAULT_DELTA_MODE
     #: The ``vacuum`` job deletes unused files older than this: longer than any one write of a
     #: run takes, so that a running writer's files stay (Delta Lake's default is 7 days).
     vacuum_retention_hours: int = Field(168, ge=1)
@@ -335,6 +337,19 @@ def _not_numeric_features(names: list[str]) -> str | None:
     )
 
 
+def weight_problems(
+    features: Sequence[str] | None, weights: Mapping[str, float]
+) -> tuple[list[str], list[str]]:
+    """
+    What is wrong with ``segmentation.feature_weights``: (the weighted columns that are not in
+    ``features``, in the order given; none checked when ``features`` is None), (the features
+    whose weight is not a finite number > 0, sorted).
+    """
+    unknown = [] if features is None else [f for f in weights if f not in features]
+    bad = sorted(f for f, w in weights.items() if not (w > 0 and math.isfinite(w)))
+    return unknown, bad
+
+
 class SegmentationConfig(_Section):
     """
     The ``segment`` job. Every column it names (``features``, the keys of ``feature_weights``,
@@ -380,13 +395,12 @@ class SegmentationConfig(_Section):
     ) -> dict[str, float]:
         # features is validated first; when it failed, its own error is reported
         features = info.data.get("features")
-        unknown = [] if features is None else [f for f in weights if f not in features]
+        unknown, bad = weight_problems(features, weights)
         if unknown:
             raise PydanticCustomError(
                 "feature_name",
                 f"{', '.join(unknown)} not in segmentation.features ({', '.join(features)})",
             )
-        bad = sorted(f for f, w in weights.items() if not (w > 0 and math.isfinite(w)))
         if bad:
             raise ValueError(f"the weight of {', '.join(bad)} must be a finite number > 0")
         return weights

@@ -9,7 +9,9 @@ file. ``source.columns``, ``source.date_formats`` and ``source.rules`` override 
 
 from __future__ import annotations
 
-SOURCE_KINDS = ("product_json", "invoice_lines", "basket_lines", "transactions")
+from typing import Literal
+
+SourceKind = Literal["product_json", "invoice_lines", "basket_lines", "transactions"]
 
 #: Canonical column -> column in the source file, per source kind (SPEC section 2 and 10).
 DEFAULT_COLUMNS: dict[str, dict[str, str]] = {

@@ -12,6 +12,8 @@ from pyspark.sql import SparkSession
 #: ``warehouse.delta``: ``auto`` (native when the extension is active, else delta-rs),
 #: ``native`` (the Delta Spark extension, required) or ``deltalake`` (delta-rs commits).
 DELTA_MODES = ("auto", "native", "deltalake")
+#: ``warehouse.delta`` when it is not set, and the backend of a table opened without one.
+DEFAULT_DELTA_MODE = "auto"
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 

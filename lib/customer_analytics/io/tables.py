@@ -54,7 +54,7 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from customer_analytics.core.delta import DELTA_MODES, native_delta_enabled
+from customer_analytics.core.delta import DEFAULT_DELTA_MODE, DELTA_MODES, native_delta_enabled
 from customer_analytics.core.errors import ConcurrentWriteError
 from customer_analytics.core.paths import has_scheme, join
 from customer_analytics.core.settings import sql_settings
@@ -96,7 +96,7 @@ class Commit:
     rows: int
 
 
-def resolve_backend(spark: SparkSession, backend: str = "auto") -> str:
+def resolve_backend(spark: SparkSession, backend: str = DEFAULT_DELTA_MODE) -> str:
     """``native`` or ``deltalake``: the Delta implementation for this session."""
     if backend not in DELTA_MODES:
         raise ValueError(f"backend must be one of {DELTA_MODES}, got {backend!r}")
@@ -129,7 +129,9 @@ class TableWriter:
         self._before_commit: Callable[[], None] | None = None
 
     @classmethod
-    def for_path(cls, spark: SparkSession, path: str, backend: str = "auto") -> TableWriter:
+    def for_path(
+        cls, spark: SparkSession, path: str, backend: str = DEFAULT_DELTA_MODE
+    ) -> TableWriter:
         """A writer for the table at ``path`` (created on first write)."""
         if not path:
             raise ValueError("path must not be empty")
@@ -310,7 +312,9 @@ class Warehouse:
         self.backend = backend
 
     @classmethod
-    def for_path(cls, spark: SparkSession, path: str, backend: str = "auto") -> Warehouse:
+    def for_path(
+        cls, spark: SparkSession, path: str, backend: str = DEFAULT_DELTA_MODE
+    ) -> Warehouse:
         """
         The warehouse at ``path``; ``ValueError`` when the backend cannot reach it (the
         deltalake fallback on object storage).
@@ -436,7 +440,7 @@ def table_exists(path: str) -> bool:
 
 
 def read_table(
-    spark: SparkSession, path: str, version: int | None = None, backend: str = "auto"
+    spark: SparkSession, path: str, version: int | None = None, backend: str = DEFAULT_DELTA_MODE
 ) -> DataFrame:
     """
     Read a Delta table, the current version or ``version``.

@@ -27,7 +27,12 @@ from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from customer_analytics.config.schema import SparkConfig
-from customer_analytics.core.delta import DELTA_CATALOG, DELTA_EXTENSION, check_delta_mode
+from customer_analytics.core.delta import (
+    DEFAULT_DELTA_MODE,
+    DELTA_CATALOG,
+    DELTA_EXTENSION,
+    check_delta_mode,
+)
 from customer_analytics.core.errors import first_line
 from customer_analytics.runtime import class_archive, jars
 from customer_analytics.runtime.java import check_java
@@ -68,7 +73,7 @@ def configure(
     builder: SparkSession.Builder,
     spark_cfg: SparkConfig,
     *,
-    delta: str = "auto",
+    delta: str = DEFAULT_DELTA_MODE,
     paths: tuple[str, ...] = (),
     use_class_archive: bool = True,
 ) -> SparkSession.Builder:
@@ -152,7 +157,7 @@ def local_driver_options(options: str, use_class_archive: bool = True) -> str:
 
 
 def build(
-    spark_cfg: SparkConfig, *, delta: str = "auto", paths: tuple[str, ...] = ()
+    spark_cfg: SparkConfig, *, delta: str = DEFAULT_DELTA_MODE, paths: tuple[str, ...] = ()
 ) -> SparkSession:
     """
     Get or create the SparkSession for a job.

@@ -120,8 +120,8 @@ def base_customer_features(
     order_lines: DataFrame,
     period: Period,
     *,
-    expected_lifetime_years: float = 3.0,
-    time_unit: str = "day",
+    expected_lifetime_years: float,
+    time_unit: str,
 ) -> DataFrame:
     """
     The customer single view of ``period``, all but the RFM scores (see

@@ -244,7 +244,7 @@ def _evaluation(data: ReportData) -> str:
 
 
 def render(
-    data: ReportData, charts: Sequence[Chart], facts: RunFacts, *, products_per_card: int = 5
+    data: ReportData, charts: Sequence[Chart], facts: RunFacts, *, products_per_card: int
 ) -> str:
     """The whole page as one HTML string."""
     cards = "".join(

@@ -6,7 +6,6 @@ fit reads (:func:`in_fixed_order`, :func:`fitting_sample`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from pyspark.ml import Pipeline, PipelineModel
@@ -21,7 +20,7 @@ from pyspark.ml.feature import (
 from pyspark.ml.linalg import Vectors
 from pyspark.sql import DataFrame
 
-from customer_analytics.config.schema import SegmentationConfig
+from customer_analytics.config.schema import SegmentationConfig, weight_problems
 from customer_analytics.core import columns as C
 
 #: Non-negative counts, amounts and durations: log1p-transformed when used as features.
@@ -69,7 +68,7 @@ def build_pipeline(
     *,
     k: int,
     seed: int,
-    imputer_strategy: str = "median",
+    imputer_strategy: str,
     log_columns: Iterable[str] = (),
     weights: Mapping[str, float] | None = None,
 ) -> Pipeline:
@@ -102,7 +101,7 @@ def build_pipeline(
 
     Examples
     --------
-    >>> model = build_pipeline(["total_spend"], k=2, seed=1).fit(df)
+    >>> model = build_pipeline(["total_spend"], k=2, seed=1, imputer_strategy="median").fit(df)
     >>> model.transform(df).select("customer_id", "cluster")
     """
     features = list(features)
@@ -115,10 +114,9 @@ def build_pipeline(
     if unknown:
         raise ValueError(f"log_columns not in features: {', '.join(unknown)}")
     weights = dict(weights or {})
-    unknown = sorted(set(weights) - set(features))
+    unknown, bad = weight_problems(features, weights)
     if unknown:
         raise ValueError(f"weights not in features: {', '.join(unknown)}")
-    bad = sorted(f for f, w in weights.items() if not (w > 0 and math.isfinite(w)))
     if bad:
         raise ValueError(f"weights must be finite and > 0: {', '.join(bad)}")
     cast = ", ".join(f"CAST(`{f}` AS DOUBLE) AS `{C.NUMERIC_PREFIX}{f}`" for f in features)
