@@ -96,7 +96,8 @@ import benchmark_peers  # noqa: E402
 
 from customer_analytics.config import loader  # noqa: E402
 from customer_analytics.config.schema import SourceConfig  # noqa: E402
-from customer_analytics.orchestration.jobs import CUSTOMER_FEATURES, PIPELINE  # noqa: E402
+from customer_analytics.core.catalog import CUSTOMER_FEATURES  # noqa: E402
+from customer_analytics.orchestration.jobs import PIPELINE_STAGES  # noqa: E402
 
 SEED_TRANSACTIONS = 2_406_316
 TEN_MILLION = 10_000_000
@@ -587,7 +588,7 @@ def stage_command(
 
 def run_stage(job: str, run_dir: Path, data: Path, args, env: dict[str, str]) -> StageResult:
     """
-    Run one stage command (``job`` in PIPELINE), or ``pipeline`` (every stage, one command).
+    Run one stage command (``job`` in PIPELINE_STAGES), or ``pipeline`` (every stage, one command).
 
     Returns
     -------
@@ -610,7 +611,7 @@ def run_stage(job: str, run_dir: Path, data: Path, args, env: dict[str, str]) ->
     )
     jobs, spark_stages = count_spark_events(event_log)
     summaries = summary_lines(Path(measured.log).read_text(errors="replace"))
-    names = list(PIPELINE) if job == "pipeline" else [job]
+    names = list(PIPELINE_STAGES) if job == "pipeline" else [job]
     ok = measured.exit_code == 0 and all(n in summaries for n in names)
     rows_in = summaries[names[0]]["rows_in"] if names[0] in summaries else None
     return StageResult(
@@ -1030,7 +1031,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=REPO / "data" / "benchmark")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks")
     parser.add_argument("--conf", default=DEFAULT_CONF, help="configuration of every stage")
-    parser.add_argument("--stages", default=",".join(PIPELINE), help="stages to run, in order")
+    parser.add_argument(
+        "--stages", default=",".join(PIPELINE_STAGES), help="stages to run, in order"
+    )
     parser.add_argument(
         "--pipeline-command",
         action="store_true",
@@ -1045,9 +1048,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     except ValueError as exc:
         parser.error(str(exc))
     args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    unknown = [s for s in args.stages if s not in PIPELINE]
-    if unknown or args.stages != [s for s in PIPELINE if s in args.stages]:
-        parser.error(f"--stages: a subset of {','.join(PIPELINE)} in that order")
+    unknown = [s for s in args.stages if s not in PIPELINE_STAGES]
+    if unknown or args.stages != [s for s in PIPELINE_STAGES if s in args.stages]:
+        parser.error(f"--stages: a subset of {','.join(PIPELINE_STAGES)} in that order")
     if args.peer_memory_limit_mib is None:
         args.peer_memory_limit_mib = round(_meminfo()["MemAvailable"] / 1024 * 0.9)
     args.work = args.work.resolve()

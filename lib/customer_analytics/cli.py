@@ -20,7 +20,7 @@ from customer_analytics.config.loader import load, with_overrides
 from customer_analytics.config.schema import Config
 from customer_analytics.core.errors import ConfigError, UserError
 from customer_analytics.io.sources import source_paths
-from customer_analytics.orchestration.jobs import JOBS, PIPELINE, SEGMENT_MODES
+from customer_analytics.orchestration.jobs import JOBS, PIPELINE_STAGES, SEGMENT_MODES
 from customer_analytics.orchestration.runner import EXIT_OK, EXIT_USAGE, PROG, error_line, run
 
 DEFAULT_CONF = os.path.join("conf", "local.yaml")
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     for job in JOBS.values():
         parents = [common, mode] if job.name == "segment" else [common]
         jobs.add_parser(job.name, parents=parents, help=job.help, description=job.help)
-    stages = " -> ".join(PIPELINE)
+    stages = " -> ".join(PIPELINE_STAGES)
     pipeline = jobs.add_parser(
         "pipeline",
         parents=[common, mode],
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip",
         action="append",
         default=[],
-        choices=[name for name in PIPELINE if name != "ingest"],
+        choices=[name for name in PIPELINE_STAGES if name != "ingest"],
         metavar="STAGE",
         help="leave a stage out (repeatable), e.g. --skip clv on too few customers to fit it",
     )
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
         return int(exit_.code or 0)
     if args.job == "pipeline":
-        stages = [name for name in PIPELINE if name not in args.skip]
+        stages = [name for name in PIPELINE_STAGES if name not in args.skip]
     else:
         stages = [args.job]
     dates = sorted(set(args.as_of or []))

@@ -1,6 +1,6 @@
 """
 The jobs: each reads its inputs from the warehouse (or the source), calls the library and
-writes its tables. ``PIPELINE`` is the order ``customer-analytics pipeline`` runs them in.
+writes its tables. ``PIPELINE_STAGES`` is the order ``customer-analytics pipeline`` runs them in.
 
 A job is a function of a :class:`JobContext` that fills the stage summary it is given.
 """
@@ -525,7 +525,7 @@ JOBS: dict[str, Job] = {
 }
 
 #: The stages ``pipeline`` runs, in order; only stages that are built are listed.
-PIPELINE: tuple[str, ...] = (
+PIPELINE_STAGES: tuple[str, ...] = (
     "ingest",
     "features",
     "clv",

@@ -53,14 +53,6 @@ class Progress:
             self.stages.append(summary)
         self.say(summary.line())
 
-    @property
-    def rows_in(self) -> int:
-        return self.stages[0].rows_in if self.stages else 0
-
-    @property
-    def rows_out(self) -> int:
-        return self.stages[-1].rows_out if self.stages else 0
-
 
 def _fmt(value: object) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)

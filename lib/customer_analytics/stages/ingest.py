@@ -149,13 +149,13 @@ class _Rule:
 # Column helpers (Column -> Column)
 
 
-def text(column: Column) -> Column:
+def trimmed_text(column: Column) -> Column:
     """Trimmed string, empty -> null."""
     trimmed = F.trim(column.cast("string"))
     return F.when(trimmed != "", trimmed)
 
 
-def number(column: Column) -> Column:
+def as_double(column: Column) -> Column:
     """A double, or null where the value is not a number (never an error)."""
     return column.try_cast("double")
 
@@ -164,9 +164,9 @@ def identifier(column: Column, data_type) -> Column:
     """An id as a string; integral floats (pandas' ``17850.0``) lose their ``.0``."""
     if isinstance(data_type, DoubleType | FloatType | DecimalType):
         return F.when(column == F.floor(column), column.cast("long").cast("string")).otherwise(
-            text(column)
+            trimmed_text(column)
         )
-    return text(column)
+    return trimmed_text(column)
 
 
 #: The smallest nanoseconds since the epoch taken for a timestamp (1973-03-03): below it an
@@ -183,7 +183,7 @@ def timestamp(column: Column, data_type, formats: list[str]) -> Column:
     """
     if isinstance(data_type, TimestampType | TimestampNTZType | DateType):
         return column.cast("timestamp")
-    value = text(column)
+    value = trimmed_text(column)
     parsed = F.coalesce(*[F.try_to_timestamp(value, F.lit(fmt)) for fmt in formats])
     if isinstance(data_type, LongType):
         nanos = F.timestamp_micros(F.floor(column / 1000).cast("long"))
@@ -339,7 +339,7 @@ def split_repeated(rows: DataFrame, keys: list[str]) -> tuple[DataFrame, DataFra
     return once, repeated
 
 
-def _col(rows: DataFrame, mapping: dict[str, str], name: str) -> tuple[Column, object]:
+def _source_column(rows: DataFrame, mapping: dict[str, str], name: str) -> tuple[Column, object]:
     if name not in mapping:
         return F.lit(None), StringType()
     source_name = mapping[name]
@@ -359,37 +359,37 @@ class _Fields:
     line_amount: Column
 
 
-def _common(
+def _order_fields(
     rows: DataFrame, mapping: dict[str, str], source: SourceConfig
 ) -> tuple[dict[str, Column], _Fields]:
-    def col_text(name: str) -> Column:
-        return text(_col(rows, mapping, name)[0]).cast("string")
+    def text_of(name: str) -> Column:
+        return trimmed_text(_source_column(rows, mapping, name)[0]).cast("string")
 
-    def col_number(name: str) -> Column:
-        return number(_col(rows, mapping, name)[0])
+    def number_of(name: str) -> Column:
+        return as_double(_source_column(rows, mapping, name)[0])
 
     ts_name = C.ORDER_DATE if C.ORDER_DATE in mapping and C.ORDER_TS not in mapping else C.ORDER_TS
-    ts_column, ts_type = _col(rows, mapping, ts_name)
+    ts_column, ts_type = _source_column(rows, mapping, ts_name)
     canonical = {
-        C.ORDER_ID: col_text(C.ORDER_ID),
-        C.CUSTOMER_ID: identifier(*_col(rows, mapping, C.CUSTOMER_ID)).cast("string"),
+        C.ORDER_ID: text_of(C.ORDER_ID),
+        C.CUSTOMER_ID: identifier(*_source_column(rows, mapping, C.CUSTOMER_ID)).cast("string"),
         C.ORDER_TS: timestamp(ts_column, ts_type, source.effective_date_formats()),
-        C.STORE_ID: col_text(C.STORE_ID),
-        C.COUNTRY: col_text(C.COUNTRY),
-        C.ORDER_AMOUNT: col_number(C.ORDER_AMOUNT),
-        C.DISCOUNT: col_number(C.DISCOUNT),
-        C.PAID_AMOUNT: col_number(C.PAID_AMOUNT),
-        C.PRICE_SENSITIVITY: col_text(C.PRICE_SENSITIVITY),
-        C.LIFESTAGE: col_text(C.LIFESTAGE),
+        C.STORE_ID: text_of(C.STORE_ID),
+        C.COUNTRY: text_of(C.COUNTRY),
+        C.ORDER_AMOUNT: number_of(C.ORDER_AMOUNT),
+        C.DISCOUNT: number_of(C.DISCOUNT),
+        C.PAID_AMOUNT: number_of(C.PAID_AMOUNT),
+        C.PRICE_SENSITIVITY: text_of(C.PRICE_SENSITIVITY),
+        C.LIFESTAGE: text_of(C.LIFESTAGE),
     }
     fields = _Fields(
         date_text=ts_column.cast("string"),
-        product_json=col_text(C.PRODUCT_JSON),
-        product_id=identifier(*_col(rows, mapping, C.PRODUCT_ID)).cast("string"),
-        product_name=col_text(C.PRODUCT_NAME),
-        quantity=col_number(C.QUANTITY),
-        unit_price=col_number(C.UNIT_PRICE),
-        line_amount=col_number(C.LINE_AMOUNT),
+        product_json=text_of(C.PRODUCT_JSON),
+        product_id=identifier(*_source_column(rows, mapping, C.PRODUCT_ID)).cast("string"),
+        product_name=text_of(C.PRODUCT_NAME),
+        quantity=number_of(C.QUANTITY),
+        unit_price=number_of(C.UNIT_PRICE),
+        line_amount=number_of(C.LINE_AMOUNT),
     )
     return canonical, fields
 
@@ -445,14 +445,14 @@ def _date_rule(fields: _Fields) -> _Rule:
 
 
 def _product_json(rows: DataFrame, mapping: dict[str, str], source: SourceConfig):
-    cols, fields = _common(rows, mapping, source)
+    cols, fields = _order_fields(rows, mapping, source)
     cols[C.ORDER_IS_RETURN] = F.coalesce(cols[C.ORDER_AMOUNT] < 0, F.lit(False))
     parsed = F.from_json(fields.product_json, PRODUCT_JSON_SCHEMA)
     items = F.transform(
         parsed,
         lambda x: _line_item(
-            text(x[C.PRODUCT_ID]),
-            text(x[C.PRODUCT_NAME]),
+            trimmed_text(x[C.PRODUCT_ID]),
+            trimmed_text(x[C.PRODUCT_NAME]),
             x[C.QUANTITY],
             x[C.UNIT_PRICE],
             x[C.QUANTITY] * x[C.UNIT_PRICE],
@@ -476,7 +476,7 @@ def _product_json(rows: DataFrame, mapping: dict[str, str], source: SourceConfig
 
 
 def _invoice_lines(rows: DataFrame, mapping: dict[str, str], source: SourceConfig):
-    cols, f = _common(rows, mapping, source)
+    cols, f = _order_fields(rows, mapping, source)
     cols[C.ORDER_IS_RETURN] = F.coalesce(F.upper(cols[C.ORDER_ID]).startswith("C"), F.lit(False))
     items = F.array(
         _line_item(
@@ -493,7 +493,7 @@ def _invoice_lines(rows: DataFrame, mapping: dict[str, str], source: SourceConfi
 
 
 def _basket_lines(rows: DataFrame, mapping: dict[str, str], source: SourceConfig):
-    cols, f = _common(rows, mapping, source)
+    cols, f = _order_fields(rows, mapping, source)
     cols[C.ORDER_IS_RETURN] = F.lit(False)
     items = F.array(
         _line_item(f.product_id, f.product_name, f.quantity, f.unit_price, f.line_amount)
@@ -510,7 +510,7 @@ def _basket_lines(rows: DataFrame, mapping: dict[str, str], source: SourceConfig
 
 
 def _transactions(rows: DataFrame, mapping: dict[str, str], source: SourceConfig):
-    cols, f = _common(rows, mapping, source)
+    cols, f = _order_fields(rows, mapping, source)
     # Without an order id each input row is an order: a stable id from its content.
     content = [F.col(c) for c in rows.columns if c != C.COPIES]
     content_id = F.concat_ws(
