@@ -230,6 +230,13 @@ def order_history(orders: DataFrame, period: Period) -> DataFrame:
 
 
 def _customer_aggregates(history: DataFrame, as_of: date, period_days: float) -> DataFrame:
+    """Per customer with a visit: the sums and latest values of :func:`_customer_totals`, and
+    the summaries derived from them (:func:`_from_totals`)."""
+    return _from_totals(_customer_totals(history), as_of, period_days)
+
+
+def _customer_totals(history: DataFrame) -> DataFrame:
+    """One aggregation of the order history per customer with a visit."""
     visit, returned = F.col(_VISIT), F.col(_RETURN)
     amount, day = F.col(C.ORDER_AMOUNT), F.col(C.ORDER_DATE)
     last = visit & F.col(_LAST)
@@ -243,7 +250,7 @@ def _customer_aggregates(history: DataFrame, as_of: date, period_days: float) ->
         seen_at = F.when(F.col(name).isNotNull(), F.struct(C.ORDER_TS, C.ORDER_ID))
         return F.max_by(F.col(name), seen_at).alias(name)
 
-    totals = (
+    return (
         history.groupBy(C.CUSTOMER_ID)
         .agg(
             count_if(visit).alias(C.TOTAL_VISITS),
@@ -269,6 +276,11 @@ def _customer_aggregates(history: DataFrame, as_of: date, period_days: float) ->
         )
         .filter(F.col(C.TOTAL_VISITS) > 0)
     )
+
+
+def _from_totals(totals: DataFrame, as_of: date, period_days: float) -> DataFrame:
+    """The customer columns of :func:`_customer_totals`, with the BTYD summary, the monthly
+    spend and its trend computed from its sums."""
     spend, first_day = F.col(C.TOTAL_SPEND), F.col(C.FIRST_ORDER_DATE)
     frequency = (F.col(_DAYS) - 1).cast("double")
     months = F.col(C.ACTIVE_MONTHS).cast("double")
@@ -416,57 +428,10 @@ def monthly_sales(orders: DataFrame, order_lines: DataFrame, *, as_of: date) -> 
         lines), ``new_customers`` (members whose first visit ever is in the month),
         ``returning_customers``, ``returns`` (return orders).
     """
-    month = F.trunc(F.col(C.ORDER_DATE), "month")
-    keys = [C.MONTH, C.STORE_ID, C.COUNTRY]
-    sets = [[C.MONTH], [C.MONTH, C.STORE_ID], [C.MONTH, C.COUNTRY]]
-    grouping = (
-        F.when((F.grouping(C.STORE_ID) == 1) & (F.grouping(C.COUNTRY) == 1), F.lit("all"))
-        .when(F.grouping(C.COUNTRY) == 1, F.lit("store"))
-        .otherwise(F.lit("country"))
-    )
-    visit = ~F.col(C.IS_RETURN)
-    member_visit = visit & F.col(C.CUSTOMER_ID).isNotNull()
-    dated = orders.filter(F.col(C.ORDER_DATE) <= F.lit(as_of)).withColumn(C.MONTH, month)
-    # Each member's first month is the same in every grouping: found once per customer and
-    # joined to the orders, not by a window over the three groupings' rows.
-    first_months = (
-        dated.filter(member_visit).groupBy(C.CUSTOMER_ID).agg(F.min(C.MONTH).alias(_FIRST_MONTH))
-    )
-    with_first = dated.join(first_months, C.CUSTOMER_ID, "left")
-    # Distinct customers without count_distinct: one row per grouping, group and customer
-    # (the guests of a group share one row), then plain counts over those rows.
-    per_customer = with_first.groupingSets(
-        [[*grouping_set, C.CUSTOMER_ID] for grouping_set in sets], *keys, C.CUSTOMER_ID
-    ).agg(
-        grouping.alias(C.GROUPING),
-        F.count(F.when(visit, F.lit(1))).alias(C.ORDERS),
-        F.sum(F.when(visit, F.col(C.ORDER_AMOUNT))).alias(C.REVENUE),
-        F.count(F.when(~visit, F.lit(1))).alias(C.RETURNS),
-        F.max(member_visit).alias(_MEMBER_VISIT),
-        F.max(member_visit & (F.col(C.MONTH) == F.col(_FIRST_MONTH))).alias(_NEW),
-    )
-    member = F.col(_MEMBER_VISIT)
-    order_side = per_customer.groupBy(C.GROUPING, *keys).agg(
-        F.sum(C.ORDERS).alias(C.ORDERS),
-        F.count(F.when(member, F.lit(1))).alias(C.CUSTOMERS),
-        F.sum(C.REVENUE).alias(C.REVENUE),
-        F.count(F.when(F.col(_NEW), F.lit(1))).alias(C.NEW_CUSTOMERS),
-        F.sum(C.RETURNS).alias(C.RETURNS),
-    )
-    lines = order_lines.filter((F.col(C.ORDER_DATE) <= F.lit(as_of)) & ~F.col(C.IS_RETURN))
-    per_product = (
-        lines.withColumn(C.MONTH, month)
-        .groupBy(*keys, C.PRODUCT_ID)
-        .agg(F.sum(C.QUANTITY).alias(C.QUANTITY))
-    )
-    line_side = per_product.groupingSets(sets, *keys).agg(
-        grouping.alias(C.GROUPING),
-        F.sum(C.QUANTITY).alias(C.QUANTITY),
-        F.count_distinct(C.PRODUCT_ID).cast("long").alias(C.DISTINCT_PRODUCTS),
-    )
+    order_side, line_side = _monthly_orders(orders, as_of), _monthly_lines(order_lines, as_of)
     joined = order_side.alias("o").join(
         line_side.alias("l"),
-        [F.col(f"o.{k}").eqNullSafe(F.col(f"l.{k}")) for k in (C.GROUPING, *keys)],
+        [F.col(f"o.{k}").eqNullSafe(F.col(f"l.{k}")) for k in (C.GROUPING, *_MONTH_KEYS)],
         "left",
     )
     return joined.select(
@@ -483,4 +448,71 @@ def monthly_sales(orders: DataFrame, order_lines: DataFrame, *, as_of: date) -> 
         F.col(C.NEW_CUSTOMERS),
         (F.col(C.CUSTOMERS) - F.col(C.NEW_CUSTOMERS)).alias(C.RETURNING_CUSTOMERS),
         F.col(C.RETURNS),
+    )
+
+
+#: The keys of ``monthly_sales`` and its three groupings: all, per store, per country.
+_MONTH_KEYS = [C.MONTH, C.STORE_ID, C.COUNTRY]
+_MONTH_SETS = [[C.MONTH], [C.MONTH, C.STORE_ID], [C.MONTH, C.COUNTRY]]
+
+
+def _grouping() -> Column:
+    """The name of a grouping-sets row's grouping: ``all``, ``store`` or ``country``."""
+    return (
+        F.when((F.grouping(C.STORE_ID) == 1) & (F.grouping(C.COUNTRY) == 1), F.lit("all"))
+        .when(F.grouping(C.COUNTRY) == 1, F.lit("store"))
+        .otherwise(F.lit("country"))
+    )
+
+
+def _month() -> Column:
+    return F.trunc(F.col(C.ORDER_DATE), "month")
+
+
+def _monthly_orders(orders: DataFrame, as_of: date) -> DataFrame:
+    """The order columns of ``monthly_sales`` per grouping and key (orders up to ``as_of``)."""
+    keys = _MONTH_KEYS
+    visit = ~F.col(C.IS_RETURN)
+    member_visit = visit & F.col(C.CUSTOMER_ID).isNotNull()
+    dated = orders.filter(F.col(C.ORDER_DATE) <= F.lit(as_of)).withColumn(C.MONTH, _month())
+    # Each member's first month is the same in every grouping: found once per customer and
+    # joined to the orders, not by a window over the three groupings' rows.
+    first_months = (
+        dated.filter(member_visit).groupBy(C.CUSTOMER_ID).agg(F.min(C.MONTH).alias(_FIRST_MONTH))
+    )
+    with_first = dated.join(first_months, C.CUSTOMER_ID, "left")
+    # Distinct customers without count_distinct: one row per grouping, group and customer
+    # (the guests of a group share one row), then plain counts over those rows.
+    per_customer = with_first.groupingSets(
+        [[*grouping_set, C.CUSTOMER_ID] for grouping_set in _MONTH_SETS], *keys, C.CUSTOMER_ID
+    ).agg(
+        _grouping().alias(C.GROUPING),
+        F.count(F.when(visit, F.lit(1))).alias(C.ORDERS),
+        F.sum(F.when(visit, F.col(C.ORDER_AMOUNT))).alias(C.REVENUE),
+        F.count(F.when(~visit, F.lit(1))).alias(C.RETURNS),
+        F.max(member_visit).alias(_MEMBER_VISIT),
+        F.max(member_visit & (F.col(C.MONTH) == F.col(_FIRST_MONTH))).alias(_NEW),
+    )
+    member = F.col(_MEMBER_VISIT)
+    return per_customer.groupBy(C.GROUPING, *keys).agg(
+        F.sum(C.ORDERS).alias(C.ORDERS),
+        F.count(F.when(member, F.lit(1))).alias(C.CUSTOMERS),
+        F.sum(C.REVENUE).alias(C.REVENUE),
+        F.count(F.when(F.col(_NEW), F.lit(1))).alias(C.NEW_CUSTOMERS),
+        F.sum(C.RETURNS).alias(C.RETURNS),
+    )
+
+
+def _monthly_lines(order_lines: DataFrame, as_of: date) -> DataFrame:
+    """The line columns of ``monthly_sales`` (quantity, distinct products) per grouping."""
+    lines = order_lines.filter((F.col(C.ORDER_DATE) <= F.lit(as_of)) & ~F.col(C.IS_RETURN))
+    per_product = (
+        lines.withColumn(C.MONTH, _month())
+        .groupBy(*_MONTH_KEYS, C.PRODUCT_ID)
+        .agg(F.sum(C.QUANTITY).alias(C.QUANTITY))
+    )
+    return per_product.groupingSets(_MONTH_SETS, *_MONTH_KEYS).agg(
+        _grouping().alias(C.GROUPING),
+        F.sum(C.QUANTITY).alias(C.QUANTITY),
+        F.count_distinct(C.PRODUCT_ID).cast("long").alias(C.DISTINCT_PRODUCTS),
     )

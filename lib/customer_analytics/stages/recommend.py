@@ -353,15 +353,29 @@ def customer_recommendations(
         )
         proposed = proposed.unionByName(fired)
 
-    # Customers whose segment list, less what they bought, is shorter than top_n get the
-    # all-customers list after it, less what they bought.
+    fill = _fill(with_skipped, segment_lists, everyone_list, history, top_n=top_n)
+    return _best_first(proposed.unionByName(fill), names, top_n=top_n)
+
+
+def _fill(
+    with_skipped: DataFrame,
+    segment_lists: DataFrame,
+    everyone_list: DataFrame,
+    history: DataFrame,
+    *,
+    top_n: int,
+) -> DataFrame:
+    """
+    Candidates from the all-customers list for the customers whose segment list, less what
+    they bought, is shorter than ``top_n``, less what they bought.
+    """
     list_lengths = segment_lists.groupBy(C.CLUSTER).agg(F.count("*").alias(C.LIST_LENGTH))
     short = (
         with_skipped.join(F.broadcast(list_lengths), C.CLUSTER, "left")
         .filter(F.coalesce(C.LIST_LENGTH, F.lit(0)) - F.size(C.SKIPPED_RANKS) < F.lit(top_n))
         .select(C.CUSTOMER_ID)
     )
-    fill = _list_heads(
+    return _list_heads(
         _skipped_ranks(short, everyone_list, history, keys=[]),
         everyone_list,
         keys=[],
@@ -369,9 +383,14 @@ def customer_recommendations(
         priority=1,
         reason=REASON_ALL,
     )
-    # A product proposed twice keeps its best proposal: the segment list's or a rule's before
-    # the all-customers list's, then the higher score. One shuffle by customer serves both
-    # windows.
+
+
+def _best_first(candidates: DataFrame, names: DataFrame, *, top_n: int) -> DataFrame:
+    """
+    Each customer's first ``top_n`` ``candidates``, named: a product proposed twice keeps its
+    best proposal (the segment list's or a rule's before the all-customers list's, then the
+    higher score). One shuffle by customer serves both windows.
+    """
     best = Window.partitionBy(C.CUSTOMER_ID, C.PRODUCT_ID).orderBy(
         C.PRIORITY, F.desc(C.SCORE), F.col(C.LIST_RANK).asc_nulls_last(), F.col(C.REASON)
     )
@@ -379,8 +398,7 @@ def customer_recommendations(
         C.PRIORITY, F.desc(C.SCORE), F.col(C.LIST_RANK).asc_nulls_last(), C.PRODUCT_ID
     )
     return (
-        proposed.unionByName(fill)
-        .repartition(C.CUSTOMER_ID)
+        candidates.repartition(C.CUSTOMER_ID)
         .withColumn(C.RANK, F.row_number().over(best))
         .filter(F.col(C.RANK) == 1)
         .withColumn(C.RANK, F.row_number().over(order))
