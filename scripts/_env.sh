@@ -35,6 +35,19 @@ if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
   touch "$stamp"
 fi
+# MLlib looks for the system's BLAS first; without one it prints a loader line
+# ("dlopen(libblas.so.3) failed") and uses its Java code, which gives the same results.
+if ! ldconfig -p 2>/dev/null | grep -q 'libblas\.so\.3'; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing Debian's libblas3 for MLlib (first time only)"
+    if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libblas3) \
+      >.venv/apt-blas.log 2>&1; then
+      echo "   could not install libblas3 (see .venv/apt-blas.log): MLlib uses its Java BLAS"
+    fi
+  else
+    echo "== libblas.so.3 not found: MLlib uses its Java BLAS (apt-get install libblas3 for the system's)"
+  fi
+fi
 jars_stamp=".venv/.jars-$(.venv/bin/python -m customer_analytics.runtime.jars show | tr ':\n' '_-')"
 if [ ! -f "$jars_stamp" ]; then
   echo "== caching the Delta Lake JARs from Maven Central (first time only)"
