@@ -22,7 +22,7 @@ import yaml
 
 from customer_analytics import cli
 from customer_analytics.config import loader
-from customer_analytics.orchestration.jobs import PIPELINE
+from customer_analytics.orchestration.jobs import PIPELINE_STAGES
 from tests.conftest import REPO
 
 JOB_KEY = "customer_analytics"
@@ -162,7 +162,7 @@ def test_targets_change_variables_only(bundle):
 
 
 def test_tasks_run_the_pipeline_stages_in_order(tasks):
-    assert task_order(tasks) == list(PIPELINE)
+    assert task_order(tasks) == list(PIPELINE_STAGES)
 
 
 def test_each_task_runs_the_job_of_its_own_stage(tasks):

@@ -179,7 +179,7 @@ def match_previous(
     Both models' centres are compared in the new model's space: the previous model's centre
     of a segment is the mean of the new model's scaled vectors of the customers the previous
     model puts in it. The new clusters are matched to them by an optimal assignment of the
-    Euclidean distances (:func:`~customer_analytics.stages.migration.describe_matching`).
+    Euclidean distances (:func:`describe_matching`).
 
     Returns
     -------
