@@ -530,7 +530,8 @@ def test_a_card_says_when_its_segment_bought_nothing_in_the_window():
     )
     data = report.ReportData(as_of=AS_OF, segments=segments, profiles=profiles, top_products=top)
 
-    page = report_html.render(data, [], report_html.RunFacts("r1", datetime(2024, 4, 1), "wh"))
+    facts = report_html.RunFacts("r1", datetime(2024, 4, 1), "wh")
+    page = report_html.render(data, [], facts, products_per_card=5)
 
     assert "Rare tea <small>(&lt;0.1% of the segment bought it)</small>" in page
     assert page.count("Top products: none bought in the recommendation window.") == 1
