@@ -86,7 +86,7 @@ EVALUATION = (
     [
         (
             "segment_not_bought_rules",
-            "new",
+            "all",
             5,
             4,
             0.1,
@@ -98,9 +98,9 @@ EVALUATION = (
             "r1",
         ),
         ("segment_popular", "all", 5, 4, 0.3, 0.6, 0.5, 0.5, date(2024, 3, 3), AS_OF, "r1"),
-        ("segment_not_bought", "new", 5, 4, 0.1, 0.2, 0.1, 0.5, date(2024, 3, 3), AS_OF, "r1"),
+        ("segment_not_bought", "all", 5, 4, 0.1, 0.2, 0.1, 0.5, date(2024, 3, 3), AS_OF, "r1"),
         ("global_popular", "all", 5, 4, 0.2, 0.4, 0.3, 0.25, date(2024, 3, 3), AS_OF, "r1"),
-        ("global_not_bought", "new", 5, 4, 0.1, 0.2, 0.1, 0.25, date(2024, 3, 3), AS_OF, "r1"),
+        ("global_not_bought", "all", 5, 4, 0.1, 0.2, 0.1, 0.25, date(2024, 3, 3), AS_OF, "r1"),
     ],
 )
 CLV = (
