@@ -122,7 +122,7 @@ def test_purchase_history_is_distinct_member_product_pairs(spark):
     assert_df_equality(rec.purchase_history(lines), expected, ignore_row_order=True)
 
 
-def test_product_names_take_the_most_common_name_ties_to_the_smallest(spark):
+def test_product_names_take_the_most_common_name_ties_to_the_smallest_else_the_id(spark):
     lines = _lines(
         spark,
         [
@@ -138,13 +138,30 @@ def test_product_names_take_the_most_common_name_ties_to_the_smallest(spark):
         ],
     )
     expected = spark.createDataFrame(
-        [("p1", "Mug blue"), ("p2", "Apple"), ("p3", "Lamp"), ("p4", None)],
+        [("p1", "Mug blue"), ("p2", "Apple"), ("p3", "Lamp"), ("p4", "product p4")],
         "product_id string, product_name string",
     )
 
     assert_df_equality(
         rec.product_names(lines), expected, ignore_row_order=True, ignore_nullable=True
     )
+
+
+def test_a_product_without_a_name_or_with_a_blank_one_is_labelled_by_its_id(spark):
+    products = spark.createDataFrame(
+        [("1004906", None), ("7", "  "), ("8", ""), ("9", "Lamp")],
+        "product_id string, product_name string",
+    )
+    labels = products.select(
+        C.PRODUCT_ID, rec.product_label(F.col(C.PRODUCT_NAME), F.col(C.PRODUCT_ID)).alias("label")
+    )
+
+    assert sorted(tuple(r) for r in labels.collect()) == [
+        ("1004906", "product 1004906"),
+        ("7", "product 7"),
+        ("8", "product 8"),
+        ("9", "Lamp"),
+    ]
 
 
 # --- top lists -------------------------------------------------------------------------------

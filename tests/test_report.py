@@ -24,6 +24,7 @@ from customer_analytics.io.tables import Warehouse
 from customer_analytics.stages.report import data as report
 from customer_analytics.stages.report import html as report_html
 from customer_analytics.stages.report.charts import SIZES
+from customer_analytics.stages.report.publish import for_bi
 from tests.conftest import run_cli
 
 AS_OF, BEFORE, EARLIER = date(2024, 3, 31), date(2023, 12, 31), date(2023, 9, 30)
@@ -376,6 +377,24 @@ def test_the_evaluation_table_lists_the_baseline_first(full_report):
         "global_not_bought",
         "segment_not_bought",
         "segment_not_bought_rules",
+    ]
+
+
+def test_exports_carry_money_to_the_cent_fractions_to_four_places_and_every_product_a_label(
+    spark,
+):
+    table = spark.createDataFrame(
+        [("P9", None, 311.64000000000004, 1 / 3, 2.0), ("P8", "Mug", 0.125, 2 / 3, None)],
+        "product_id string, product_name string, revenue double, penetration double, "
+        "quantity double",
+    )
+
+    exported = for_bi(table)
+
+    assert exported.columns == table.columns
+    assert [tuple(r) for r in exported.orderBy("product_id", ascending=False).collect()] == [
+        ("P9", "product P9", 311.64, 0.3333, 2.0),
+        ("P8", "Mug", 0.13, 0.6667, None),  # money rounds half up: 0.125 -> 0.13
     ]
 
 

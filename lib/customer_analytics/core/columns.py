@@ -195,6 +195,31 @@ MONTH = "month"
 ORDERS = "orders"
 CUSTOMERS = "customers"
 REVENUE = "revenue"
+#: Columns that hold an amount of money: exported to the cent.
+MONEY_COLUMNS = frozenset(
+    {
+        UNIT_PRICE,
+        LINE_AMOUNT,
+        ORDER_AMOUNT,
+        PAID_AMOUNT,
+        TOTAL_SPEND,
+        AVG_WEEKLY_SPEND,
+        AVG_BASKET_SPEND,
+        ARPU,
+        AVG_UNIT_PRICE,
+        LAST_BASKET_SPEND,
+        PREV1_BASKET_SPEND,
+        PREV2_BASKET_SPEND,
+        AVG_MONTHLY_SPEND,
+        RETURNED_AMOUNT,
+        LTV_HISTORIC,
+        LTV_SIMPLE,
+        MONETARY_VALUE,
+        EXPECTED_SPEND,
+        LTV_PREDICTED,
+        REVENUE,
+    }
+)
 AVG_ORDER_VALUE = "avg_order_value"
 NEW_CUSTOMERS = "new_customers"
 RETURNING_CUSTOMERS = "returning_customers"

@@ -39,7 +39,12 @@ from customer_analytics.stages import (
 from customer_analytics.stages.evaluation import EvaluationPlan
 from customer_analytics.stages.period import Period, last_order_as_of, single_as_of
 from customer_analytics.stages.ranking_metrics import format_evaluation
-from customer_analytics.stages.recommend import SegmentPurchases
+from customer_analytics.stages.recommend import (
+    SegmentPurchases,
+    missing_products,
+    period_purchases,
+    purchases,
+)
 
 SEGMENT_MODES = ("fit", "score")
 MEMORY_AND_DISK = StorageLevel.MEMORY_AND_DISK
@@ -67,6 +72,9 @@ class Job:
     reads_source: bool = False
     #: With several ``--as-of`` dates, run once, for the last date, after the other stages.
     last_date_only: bool = False
+    #: In ``pipeline``: why this stage cannot run on the warehouse's data (it is then skipped),
+    #: or None. Run alone, the stage itself says so and exits 2.
+    skip_reason: Callable[[JobContext], str | None] | None = None
 
 
 def run(ctx: JobContext) -> dict[str, str]:
@@ -118,6 +126,40 @@ def as_of_table(ctx: JobContext, name: str, table: DataFrame) -> date:
     """The run's ``as_of``: that of a table written for one date, ``--as-of``'s if given."""
     ctx.as_of = single_as_of(table, name, wanted=ctx.as_of or ctx.config.features.as_of)
     return ctx.as_of
+
+
+def without_products(ctx: JobContext) -> str | None:
+    """
+    Why no product list can be made from ``order_lines``: no purchase with a product in the
+    period up to the run's ``as_of``, or on any date when the run has none yet; None when there
+    is one, or when the table is missing (the job then says so).
+    """
+    if not ctx.warehouse.exists(T.ORDER_LINES):
+        return None
+    lines, settings = ctx.warehouse.read(T.ORDER_LINES), ctx.config.recommend
+    if ctx.as_of is None:
+        return missing_products(purchases(lines, exclude_products=settings.exclude_products))
+    period = Period.of(ctx.config, ctx.as_of)
+    return missing_products(period_purchases(lines, period, settings), period)
+
+
+def without_evaluation(ctx: JobContext) -> str | None:
+    """
+    Why ``evaluate`` cannot run: :func:`without_products`, a cutoff after the last order, or a
+    training period too short for its segmentation (:func:`evaluation.too_short`).
+    """
+    reason = without_products(ctx)
+    if reason is not None or not ctx.warehouse.exists(T.ORDERS):
+        return reason
+    orders = ctx.warehouse.read(T.ORDERS)
+    as_of = last_order_as_of(orders, ctx.as_of or ctx.config.features.as_of)
+    try:
+        plan = EvaluationPlan.of(Period.of(ctx.config, as_of), ctx.config.recommend.evaluation)
+    except InputError as exc:
+        return str(exc)
+    saved = ModelStore(ctx.warehouse).latest_metadata()
+    seg_cfg = evaluation.refit_settings(ctx.config.segmentation, saved and int(saved["k"]))
+    return evaluation.too_short(orders, plan, seg_cfg)
 
 
 def run_ingest(ctx: JobContext, summary: StageSummary) -> None:
@@ -411,7 +453,8 @@ def run_report(ctx: JobContext, summary: StageSummary) -> None:
     as_of = as_of_table(ctx, T.SEGMENT_PROFILES, profiles)
     started = time.perf_counter()
     tables = {name: optional(ctx, name) for name in REPORTED_TABLES}
-    data = ReportData.collect(profiles, as_of=as_of, **tables)
+    no_products = without_products(ctx) is not None
+    data = ReportData.collect(profiles, as_of=as_of, no_products=no_products, **tables)
     ctx.progress.say(f"[report] figures summarised in {time.perf_counter() - started:.1f} s")
     fs = FileSystem.for_session(ctx.spark)
     exports = {
@@ -501,12 +544,14 @@ JOBS: dict[str, Job] = {
         "per-segment top products, basket rules and per-customer recommendations as of a date: "
         "segment_top_products, basket_rules, customer_recommendations",
         run_recommend,
+        skip_reason=without_products,
     ),
     "evaluate": Job(
         "evaluate",
         "score the recommenders against the global most-popular list on a time split "
         "(recommend.evaluation): recommendation_eval",
         run_evaluate,
+        skip_reason=without_evaluation,
     ),
     "report": Job(
         "report",

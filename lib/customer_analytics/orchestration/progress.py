@@ -19,6 +19,8 @@ class StageSummary:
     rows_out: int = 0
     seconds: float = 0.0
     detail: dict[str, object] = field(default_factory=dict)
+    #: ``ran``, or ``skipped`` (``detail["reason"]`` says why).
+    status: str = "ran"
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -52,6 +54,13 @@ class Progress:
             summary.seconds = round(time.perf_counter() - started, 3)
             self.stages.append(summary)
         self.say(summary.line())
+
+    def skip(self, name: str, reason: str) -> StageSummary:
+        """Record stage ``name`` as skipped, and say why."""
+        summary = StageSummary(stage=name, status="skipped", detail={"reason": reason})
+        self.stages.append(summary)
+        self.say(f"[{name}] skipped: {reason}")
+        return summary
 
 
 def _fmt(value: object) -> str:

@@ -44,10 +44,15 @@ def run(
     """
     Start the session, run ``jobs`` in order, record the run; return the exit code.
 
+    Of several jobs (``pipeline``), one whose ``skip_reason`` gives a reason is skipped, and
+    the run goes on: the stages the data supports run (e.g. no product lists from a source
+    without products).
+
     With several ``dates`` the jobs that read the source run once, then the others run for
     each date in turn (oldest first).
     """
     progress = Progress()
+    several = len(jobs) > 1  # a stage the user asked for alone is never skipped
     record = RunRecord(new_run_id(), job_name, argv, datetime.now(UTC))
     try:
         spark = session.build(
@@ -73,6 +78,10 @@ def run(
             for job, as_of in _steps(jobs, dates):
                 ctx.as_of = as_of
                 label = job.name if len(dates) < 2 or job.reads_source else f"{job.name} {as_of}"
+                reason = job.skip_reason(ctx) if several and job.skip_reason else None
+                if reason is not None:
+                    progress.skip(label, reason)
+                    continue
                 with progress.stage(label) as summary:
                     job.run(ctx, summary)
     except UserError as exc:

@@ -117,6 +117,24 @@ def refit_settings(seg_cfg: SegmentationConfig, saved_k: int | None) -> Segmenta
     return seg_cfg.model_copy(update={"k": int(saved_k)})
 
 
+def too_short(orders: DataFrame, plan: EvaluationPlan, seg_cfg: SegmentationConfig) -> str | None:
+    """
+    Why the evaluation cannot refit on ``plan.training``: fewer members ordered in it than the
+    refitted segmentation (``seg_cfg``, :func:`refit_settings`) needs; None otherwise. One
+    aggregation of ``orders``.
+    """
+    members = plan.training.modelled(orders).filter(F.col(C.CUSTOMER_ID).isNotNull())
+    customers = members.agg(F.countDistinct(C.CUSTOMER_ID)).first()[0]
+    needed = segmentation.customers_needed(seg_cfg)
+    if customers >= needed:
+        return None
+    return (
+        f"the evaluation trains on the orders up to {plan.training.as_of}, and {customers} "
+        f"customer(s) ordered then; its segmentation needs at least {needed}: the source is "
+        "too short for recommend.evaluation.test_weeks"
+    )
+
+
 @dataclass(frozen=True)
 class EvaluationResult:
     """

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pyspark.ml.fpm import FPGrowth
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -53,6 +53,8 @@ ALL_CUSTOMERS = "All customers"
 REASON_SEGMENT = "popular in your segment"
 REASON_ALL = "popular with all customers"
 REASON_RULE_PREFIX = "often bought with "
+#: :func:`product_label` of a product without a name: ``product 1004906``.
+PRODUCT_LABEL_PREFIX = "product "
 
 TOP_PRODUCT_COLUMNS = (
     C.CLUSTER,
@@ -108,6 +110,31 @@ def purchases(order_lines: DataFrame, *, exclude_products: Iterable[str] = ()) -
     return order_lines.filter(keep)
 
 
+def period_purchases(
+    order_lines: DataFrame, period: Period, settings: RecommendConfig
+) -> DataFrame:
+    """:func:`purchases` of the modelled ``period``, :data:`PURCHASE_COLUMNS` only."""
+    modelled = period.modelled(order_lines)
+    bought = purchases(modelled, exclude_products=settings.exclude_products)
+    return bought.select(*PURCHASE_COLUMNS)
+
+
+def missing_products(bought: DataFrame, period: Period | None = None) -> str | None:
+    """
+    Why no product list can be made from ``bought`` (:func:`period_purchases`, or
+    :func:`purchases` of every date without a ``period``), or None when it holds a purchase:
+    one one-row read.
+    """
+    if bought.limit(1).count() > 0:
+        return None
+    when = period.describe() if period is not None else "on any date"
+    return (
+        f"order_lines has no purchases with a product ({when}): recommendations "
+        "need product lines, and this source has none (a source of kind 'transactions' "
+        "needs a product column, source.columns.product_id)"
+    )
+
+
 def purchase_history(bought: DataFrame) -> DataFrame:
     """Distinct (``customer_id``, ``product_id``) pairs of members in ``bought``."""
     return (
@@ -117,9 +144,20 @@ def purchase_history(bought: DataFrame) -> DataFrame:
     )
 
 
+def product_label(name: Column, product_id: Column) -> Column:
+    """
+    How a product is shown: its name, or ``product <id>`` where it has none (a null or blank
+    name, e.g. a source without a name column).
+    """
+    return F.coalesce(
+        F.when(F.trim(name) != "", name), F.concat(F.lit(PRODUCT_LABEL_PREFIX), product_id)
+    )
+
+
 def product_names(bought: DataFrame) -> DataFrame:
     """
-    One name per product: the one most lines carry, ties to the smallest; null if none.
+    One name per product: the one most lines carry, ties to the smallest; ``product <id>``
+    if none (:func:`product_label`).
 
     Returns
     -------
@@ -133,7 +171,10 @@ def product_names(bought: DataFrame) -> DataFrame:
     return (
         counted.withColumn(C.RANK, F.row_number().over(order))
         .filter(F.col(C.RANK) == 1)
-        .select(C.PRODUCT_ID, C.PRODUCT_NAME)
+        .select(
+            C.PRODUCT_ID,
+            product_label(F.col(C.PRODUCT_NAME), F.col(C.PRODUCT_ID)).alias(C.PRODUCT_NAME),
+        )
     )
 
 
@@ -537,9 +578,7 @@ class SegmentPurchases:
         Nothing is read until a frame is (or ``keep`` materialises one);
         :meth:`require_lists` checks there is something to list.
         """
-        bought = purchases(
-            period.modelled(order_lines), exclude_products=settings.exclude_products
-        ).select(*PURCHASE_COLUMNS)
+        bought = period_purchases(order_lines, period, settings)
         recent = period.recent(bought, months=settings.window_months)
         ranking = keep(product_ranking(recent, segments))
         owners = bought
@@ -565,12 +604,9 @@ class SegmentPurchases:
             No purchase with a product in the period, or none by a segmented customer in the
             top lists' window.
         """
-        if self.bought.limit(1).count() == 0:
-            raise InputError(
-                f"order_lines has no purchases with a product ({self.period.describe()}): "
-                "recommendations need product lines (a source of kind 'transactions' without "
-                "product_id has none)"
-            )
+        missing = missing_products(self.bought, self.period)
+        if missing is not None:
+            raise InputError(missing)
         if self.ranking.limit(1).count() == 0:
             raise InputError(
                 f"no purchases by segmented customers in the {self.settings.window_months} "

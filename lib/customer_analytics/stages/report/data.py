@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from customer_analytics.core import columns as C
+from customer_analytics.stages.recommend import product_label
 from customer_analytics.stages.recommenders import RECOMMENDERS
 
 #: The quantiles of the per-segment value boxes: whiskers at 5% and 95%, box at the quartiles.
@@ -173,6 +174,8 @@ class ReportData:
     value: pd.DataFrame | None = None
     migration: pd.DataFrame | None = None
     reconciliation: pd.DataFrame | None = None
+    #: The source has no product lines: no top products, lists or evaluation can exist.
+    no_products: bool = False
 
     @property
     def k(self) -> int:
@@ -194,12 +197,15 @@ class ReportData:
         customer_segments: DataFrame | None = None,
         segment_migration: DataFrame | None = None,
         ingest_reconciliation: DataFrame | None = None,
+        no_products: bool = False,
     ) -> ReportData:
         """
         Summarise the tables given (each ``None`` when absent) in Spark and bring the
         summaries to the driver, a few queries at a time. ``customer_features`` and
         ``customer_clv`` count only for ``as_of`` (the segments' date); the values per segment
         need ``customer_segments`` too. A summary with no rows is ``None``, as an absent table.
+        ``no_products``: the source has no product lines (the page says so where the
+        products would be).
         """
         dated = F.col(C.AS_OF) == F.lit(as_of)
         value = None
@@ -217,7 +223,9 @@ class ReportData:
             "monthly": summary(monthly_sales, monthly_totals),
             "top_products": summary(
                 segment_top_products,
-                lambda df: df.orderBy(F.col(C.CLUSTER).asc_nulls_first(), C.RANK),
+                lambda df: df.withColumn(
+                    C.PRODUCT_NAME, product_label(F.col(C.PRODUCT_NAME), F.col(C.PRODUCT_ID))
+                ).orderBy(F.col(C.CLUSTER).asc_nulls_first(), C.RANK),
             ),
             "evaluation": summary(
                 recommendation_eval,
@@ -244,5 +252,9 @@ class ReportData:
             if name not in ("segments", "profiles")
         }
         return cls(
-            as_of=as_of, segments=frames["segments"], profiles=frames["profiles"], **optional
+            as_of=as_of,
+            segments=frames["segments"],
+            profiles=frames["profiles"],
+            no_products=no_products,
+            **optional,
         )

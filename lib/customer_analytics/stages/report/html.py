@@ -63,6 +63,14 @@ ABSENT = {
 }
 
 
+#: Where the products would be, when the source has none.
+NO_PRODUCTS = (
+    "No recommendations: the source has no product lines, so recommend and evaluate did not "
+    "run and there are no top products, lists or evaluation. A source with a product column "
+    "(source.columns.product_id) gets them."
+)
+
+
 @dataclass(frozen=True)
 class RunFacts:
     """What the page says of the run that wrote it."""
@@ -110,7 +118,9 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[i
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _missing(part: str) -> str:
+def _missing(part: str, data: ReportData | None = None) -> str:
+    if data is not None and data.no_products and part in ("top_products", "evaluation"):
+        return f'<p class="missing">{escape(NO_PRODUCTS)}</p>'
     what, how = ABSENT[part]
     return f'<p class="missing">No {escape(what)} in this warehouse: {escape(how)}.</p>'
 
@@ -186,6 +196,8 @@ def _card(data: ReportData, segment: pd.Series, products_per_card: int) -> str:
             if items
             else "<p>Top products: none bought in the recommendation window.</p>"
         )
+    elif data.no_products:
+        parts.append('<p class="missing">Top products: none, the source has no product lines.</p>')
     parts.append(
         _table(["Feature", "Segment mean", "All customers", "Index"], profile_rows, {1, 2, 3})
     )
@@ -206,7 +218,7 @@ def _figure(chart: Chart) -> str:
 def _evaluation(data: ReportData) -> str:
     table = data.evaluation
     if table is None or not len(table):
-        return _missing("evaluation")
+        return _missing("evaluation", data)
     rows = [
         (
             escape(row[C.RECOMMENDER]),
@@ -253,7 +265,7 @@ def render(
     figures = "".join(_figure(chart) for chart in charts)
     drawn = {chart.name for chart in charts}
     notes = "".join(
-        _missing(part)
+        _missing(part, data)
         for part, chart in (
             ("selection", "k_selection"),
             ("rfm", "rfm_distribution"),

@@ -14,12 +14,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, FloatType
 
+from customer_analytics.core import columns as C
 from customer_analytics.core.paths import join
 from customer_analytics.io.exports import CsvExport
 from customer_analytics.io.filesystem import FileSystem
+from customer_analytics.stages.recommend import product_label
 from customer_analytics.stages.report import charts, html
 from customer_analytics.stages.report.data import ReportData
+
+#: Decimal places of the exports' numbers: money to the cent, other fractions to a few places.
+MONEY_PLACES, FRACTION_PLACES = 2, 4
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,7 @@ def publish(
             say(f"[report] no {name}.csv: the warehouse has no table {table_name!r}")
             continue
         started = time.perf_counter()
-        export.write(name, table)
+        export.write(name, for_bi(table))
         exported.append(f"{name}.csv")
         say(f"[report] exports/{name}.csv in {time.perf_counter() - started:.1f} s")
     facts = html.RunFacts(
@@ -87,3 +94,21 @@ def publish(
     page = join(folder, "report.html")
     fs.write_text(page, html.render(data, drawn, facts, products_per_card=products_per_card))
     return PublishedReport(fs.qualified(page), len(drawn), exported)
+
+
+def for_bi(table: DataFrame) -> DataFrame:
+    """
+    ``table`` as a BI tool should read it: doubles rounded (money, :data:`C.MONEY_COLUMNS
+    <customer_analytics.core.columns.MONEY_COLUMNS>`, to the cent, others to
+    :data:`FRACTION_PLACES`), and every product shown by its :func:`product_label`.
+    """
+    columns = []
+    for column_field in table.schema.fields:
+        name = column_field.name
+        column = F.col(name)
+        if isinstance(column_field.dataType, DoubleType | FloatType):
+            column = F.round(column, MONEY_PLACES if name in C.MONEY_COLUMNS else FRACTION_PLACES)
+        elif name == C.PRODUCT_NAME and C.PRODUCT_ID in table.columns:
+            column = product_label(column, F.col(C.PRODUCT_ID))
+        columns.append(column.alias(name))
+    return table.select(*columns)

@@ -52,9 +52,10 @@ Segments are named by rules (:mod:`.naming`) and keep their ids across refits
 from customer_analytics.stages.segmentation.model import (
     SegmentationResult,
     check_input,
+    customers_needed,
     fit,
     refit,
     score,
 )
 
-__all__ = ["SegmentationResult", "check_input", "fit", "refit", "score"]
+__all__ = ["SegmentationResult", "check_input", "customers_needed", "fit", "refit", "score"]

@@ -34,6 +34,12 @@ from customer_analytics.stages.segmentation.profiles import (
 from customer_analytics.stages.segmentation.scoring import assign_clusters, customer_segments
 
 
+def customers_needed(seg_cfg: SegmentationConfig) -> int:
+    """The fewest customers :func:`fit` segments: ``k``, or one more than ``k_min`` (a
+    silhouette needs more customers than clusters)."""
+    return seg_cfg.k if seg_cfg.k is not None else seg_cfg.k_min + 1
+
+
 def as_is(df: DataFrame) -> DataFrame:
     """``df`` itself: the ``keep`` that materialises nothing."""
     return df
@@ -105,7 +111,7 @@ def fit(
         On degenerate input (see :func:`check_input` and :func:`candidate_ks`).
     """
     features = seg_cfg.features
-    needed = seg_cfg.k if seg_cfg.k is not None else seg_cfg.k_min + 1
+    needed = customers_needed(seg_cfg)
     rows = check_input(customer_features, features, min_rows=needed)
     as_of = single_as_of(customer_features, "customer_features")
     candidate_ks(seg_cfg, rows)
