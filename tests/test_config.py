@@ -127,10 +127,10 @@ def test_format_follows_the_extension_unless_set():
     assert config.SourceConfig(path="x/a.csv", format="parquet").effective_format() == "parquet"
 
 
-def test_bundled_configurations_are_valid():
+def test_bundled_configurations_are_valid_and_exclude_no_period_of_a_users_data():
     for name in ("local", "cluster", "databricks"):
         cfg = loader.load(f"conf/{name}.yaml")
-        assert cfg.source.exclude_periods[0].start == date(2021, 1, 1)
+        assert cfg.source.exclude_periods == []
 
 
 # ---------------------------------------------------------------------------------------------
