@@ -12,8 +12,7 @@ from customer_analytics import cli
 from customer_analytics.config import loader
 from customer_analytics.config import schema as config
 from customer_analytics.core import columns as C
-from customer_analytics.core.errors import ConfigError, InputError
-from customer_analytics.io.sources import source_paths
+from customer_analytics.core.errors import ConfigError
 
 
 def write_yaml(tmp_path, text: str):
@@ -108,23 +107,6 @@ def test_feature_weights_are_optional_and_set_per_feature(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="configuration file not found: .*nope.yaml"):
         loader.load(tmp_path / "nope.yaml")
-
-
-def test_source_paths_expand_globs_and_name_a_missing_path(tmp_path):
-    (tmp_path / "a.csv").write_text("x\n")
-    (tmp_path / "b.csv").write_text("x\n")
-    found = source_paths(config.SourceConfig(path=str(tmp_path / "*.csv")))
-
-    assert [p.rsplit("/", 1)[1] for p in found] == ["a.csv", "b.csv"]
-    with pytest.raises(InputError, match="source.path: nothing found at .*missing"):
-        source_paths(config.SourceConfig(path=str(tmp_path / "missing")))
-
-
-def test_format_follows_the_extension_unless_set():
-    assert config.SourceConfig(path="x/sales.CSV").effective_format() == "csv"
-    assert config.SourceConfig(path="x/*.json").effective_format() == "json"
-    assert config.SourceConfig(path="x/folder").effective_format() == "parquet"
-    assert config.SourceConfig(path="x/a.csv", format="parquet").effective_format() == "parquet"
 
 
 def test_bundled_configurations_are_valid_and_exclude_no_period_of_a_users_data():

@@ -16,6 +16,7 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType
 
 from customer_analytics import cli
 from customer_analytics.config.schema import IngestRules, SourceConfig
@@ -1039,13 +1040,6 @@ def test_read_source_raises_input_error_for_a_path_that_matches_nothing(spark, t
         read_source(spark, SourceConfig(kind=PJ, path=str(missing)))
 
 
-def test_read_source_raises_input_error_for_a_file_that_is_not_parquet(spark, tmp_path):
-    path = tmp_path / "tx.parquet"
-    path.write_text("this is not parquet\n", encoding="utf-8")
-    with pytest.raises(InputError, match="cannot read"):
-        read_source(spark, SourceConfig(kind=PJ, path=str(path)))
-
-
 # ---------------------------------------------------------------------------------------------
 # The whole job through the command line (slower: one Spark job per table)
 
@@ -1053,7 +1047,7 @@ def test_read_source_raises_input_error_for_a_file_that_is_not_parquet(spark, tm
 CANONICAL_TABLES = ("order_lines", "orders", "customers", "quarantine", "ingest_reconciliation")
 
 
-def _ingest_args(source_path: Path, warehouse: Path) -> list[str]:
+def _ingest_args(source_path: Path, warehouse: Path, *more: str) -> list[str]:
     return [
         "ingest",
         "--conf",
@@ -1066,6 +1060,7 @@ def _ingest_args(source_path: Path, warehouse: Path) -> list[str]:
         "source.format=csv",
         "--set",
         f"warehouse.path={warehouse}",
+        *more,
     ]
 
 
@@ -1098,6 +1093,50 @@ def test_cli_missing_column_exits_2_naming_it_and_writes_no_table(
         assert not (warehouse / table).exists(), table
 
 
+def test_cli_refuses_a_file_with_no_row_accepted_and_writes_no_table(
+    spark, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(REPO)
+    path = tmp_path / "tx.csv"
+    path.write_text(
+        "transaction_id,customer_id,transaction_date,location,total_amt,discount,paid_amt,"
+        "product_json\n"
+        'T1,101,2024-01-05 10:00:00,SG-01,,0,7.5,"[]"\n'
+        'T2,102,2024-01-06 10:00:00,SG-01,,0,4,"[]"\n',
+        encoding="utf-8",
+    )
+    warehouse = tmp_path / "wh"
+
+    code = cli.main(_ingest_args(path, warehouse))
+
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.splitlines() == [
+        f"customer-analytics: error: ingest accepted none of the 2 input rows of {path}, "
+        "nothing written: missing_amount 2 (e.g. total amount is null)"
+    ]
+    assert not any((warehouse / table).exists() for table in CANONICAL_TABLES)
+
+
+def test_cli_refuses_more_rejected_rows_than_the_limit_unless_it_is_raised(
+    spark, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(REPO)
+    path = tmp_path / "tx.csv"
+    path.write_text(PJ_CSV, encoding="utf-8")  # T2 has no amount: 1 of 2 rows quarantined
+    warehouse = tmp_path / "wh"
+
+    refused = cli.main(_ingest_args(path, warehouse))
+    err = capsys.readouterr().err
+    accepted = cli.main(_ingest_args(path, warehouse, "--set", "source.max_rejected_share=0.5"))
+
+    assert refused == 2
+    assert "(50.0%), more than source.max_rejected_share (0.05), nothing written" in err
+    assert accepted == 0
+    quarantine = read_table(spark, str(warehouse / "quarantine")).select("reason").collect()
+    assert [row.reason for row in quarantine] == ["missing_amount"]
+
+
 def test_cli_rerun_writes_a_new_version_with_the_same_rows(spark, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     path = tmp_path / "tx.csv"
@@ -1111,7 +1150,9 @@ def test_cli_rerun_writes_a_new_version_with_the_same_rows(spark, tmp_path, monk
         f"{ORDERS_DDL}, price_sensitivity string, lifestage string",
     )  # fmt: skip
     for run in (0, 1):
-        assert cli.main(_ingest_args(path, warehouse)) == 0
+        assert (
+            cli.main(_ingest_args(path, warehouse, "--set", "source.max_rejected_share=0.5")) == 0
+        )
         for table in ("order_lines", "orders", "customers", "quarantine"):
             assert DeltaTable(str(warehouse / table)).version() == run, table
         assert_equal(read_table(spark, str(warehouse / "orders")), expected_orders)
@@ -1137,3 +1178,137 @@ def test_a_purchase_without_a_quantity_is_an_order_of_unknown_item_count(spark):
     actual = ingest.orders(prepare(raw, TX)).select("customer_id", "order_amount", "item_count")
 
     assert_equal(actual, expected)
+
+
+def test_a_run_that_accepts_no_row_is_refused_with_its_commonest_reasons():
+    recon = ingest.Reconciliation(
+        "s",
+        5,
+        0,
+        0,
+        {"bad_date": 1, "bad_quantity": 3, "missing_amount": 1},
+        {},
+        {"bad_quantity": "not a number: '1,296'", "bad_date": "unparseable date: 13/13/2011"},
+    )
+
+    with pytest.raises(InputError) as refused:
+        recon.require_accepted(0.05, path="sales.csv")
+
+    assert str(refused.value) == (
+        "ingest accepted none of the 5 input rows of sales.csv, nothing written: "
+        "bad_quantity 3 (e.g. not a number: '1,296'); "
+        "bad_date 1 (e.g. unparseable date: 13/13/2011); missing_amount 1"
+    )
+
+
+def test_a_rejected_share_above_the_limit_is_refused_and_one_at_the_limit_passes():
+    # 100 rows, 5 quarantined: 5% passes at 0.05 and fails at 0.04
+    recon = ingest.Reconciliation("s", 100, 95, 95, {"bad_date": 5}, {}, {})
+
+    assert recon.require_accepted(0.05, path="x.csv") is recon
+    with pytest.raises(
+        InputError,
+        match=r"quarantined 5 of the 100 input rows of x.csv \(5.0%\), "
+        r"more than source.max_rejected_share \(0.04\), nothing written: bad_date 5$",
+    ):
+        recon.require_accepted(0.04, path="x.csv")
+
+
+def test_the_reconciliation_keeps_one_detail_of_each_reason_as_its_sample(spark):
+    raw = frame(
+        spark,
+        [
+            GOOD_IL,
+            il_row(InvoiceNo="536366", InvoiceDate="N/A"),
+            il_row(InvoiceNo="536367", InvoiceDate="31/31/2011"),
+        ],
+        IL_DDL,
+    )
+
+    recon = reconcile(raw, prepare(raw, IL))
+
+    assert recon.quarantined == {"bad_date": 2}
+    assert recon.samples == {"bad_date": "unparseable date: 31/31/2011"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers as exports write them
+
+
+@pytest.mark.parametrize(
+    ("decimal", "texts", "expected"),
+    [
+        (
+            ".",
+            ["12", " 3.5 ", "1,296", "1,050.15", "-1,000", "2,55", "1,29,6", "12a", None],
+            [12.0, 3.5, 1296.0, 1050.15, -1000.0, None, None, None, None],
+        ),
+        (
+            ",",
+            ["12", "2,55", "1.050,15", "1 296", "1.296", "-3,5", "2.55", "1,2,3"],
+            [12.0, 2.55, 1050.15, 1296.0, 1296.0, -3.5, None, None],
+        ),
+    ],
+)
+def test_numbers_read_thousands_separators_and_the_configured_decimal_mark(
+    spark, decimal, texts, expected
+):
+    values = frame(spark, [(i, t) for i, t in enumerate(texts)], "i int, text string")
+
+    read = values.select("i", ingest.as_double(F.col("text"), StringType(), decimal).alias("n"))
+
+    assert [row.n for row in read.orderBy("i").collect()] == expected
+
+
+def test_invoice_lines_with_thousands_separators_are_accepted(spark):
+    raw = frame(
+        spark,
+        [("536365", "22197", "POPCORN", "1,296", "12/1/2010 8:26", "1,050.15", "17850", "UK")],
+        IL_DDL.replace("Quantity long", "Quantity string")
+        .replace("UnitPrice double", "UnitPrice string")
+        .replace("CustomerID double", "CustomerID string"),
+    )
+
+    lines = ingest.order_lines(prepare(raw, IL)).select("quantity", "unit_price", "line_amount")
+
+    assert_close(
+        lines,
+        frame(spark, [(1296.0, 1050.15, 1296 * 1050.15)], "quantity double, unit_price double, "
+              "line_amount double"),
+    )  # fmt: skip
+
+
+def test_a_quantity_that_is_not_a_number_is_quarantined_naming_the_value(spark):
+    ddl = IL_DDL.replace("Quantity long", "Quantity string").replace(
+        "UnitPrice double", "UnitPrice string"
+    )
+    raw = frame(
+        spark,
+        [
+            ("536365", "22197", "POPCORN", "2,55", "12/1/2010 8:26", "1.5", 17850.0, "UK"),
+            ("536366", "22198", "LANTERN", "2", "12/1/2010 8:26", "n/a", 17850.0, "UK"),
+            ("536367", "22199", "CANDLE", "0", "12/1/2010 8:26", "1.5", 17850.0, "UK"),
+        ],
+        ddl,
+    )
+
+    quarantined = ingest.quarantine(prepare(raw, IL), "run", datetime(2024, 1, 1, tzinfo=UTC))
+
+    assert sorted((r.reason, r.detail) for r in quarantined.collect()) == [
+        ("bad_quantity", "a product line has a missing or zero quantity"),
+        ("bad_quantity", "not a number: '2,55'"),
+        ("missing_amount", "not a number: 'n/a'"),
+    ]
+
+
+def test_decimal_commas_are_read_when_the_source_says_so(spark):
+    ddl = IL_DDL.replace("Quantity long", "Quantity string").replace(
+        "UnitPrice double", "UnitPrice string"
+    )
+    raw = frame(
+        spark, [("536365", "22197", "POPCORN", "3", "12/1/2010 8:26", "2,55", 1.0, "UK")], ddl
+    )
+
+    lines = ingest.order_lines(prepare(raw, IL, decimal=",")).select("unit_price", "line_amount")
+
+    assert_close(lines, frame(spark, [(2.55, 7.65)], "unit_price double, line_amount double"))

@@ -38,6 +38,9 @@ RECS_SCHEMA = (
     "customer_id string, rank int, product_id string, product_name string, score double, "
     "reason string"
 )
+RULES_SCHEMA = (
+    "antecedent array<string>, consequent string, support double, confidence double, lift double"
+)
 D = date(2024, 3, 10)
 
 
@@ -361,8 +364,7 @@ def test_basket_rules_add_and_rerank_products_whose_antecedent_the_customer_boug
             (["p2", "p9"], "p7", 0.1, 0.3, 2.0),  # fires: p7 comes in at 0.3
             (["p9"], "p2", 0.1, 0.95, 2.0),  # fires, but c1 bought p2
         ],
-        "antecedent array<string>, consequent string, support double, confidence double, "
-        "lift double",
+        RULES_SCHEMA,
     )
     history = _history(spark, [("c1", "p2"), ("c1", "p9")])
     names = _names(spark, NAMES)
@@ -466,34 +468,142 @@ def test_purchases_of_segmented_customers_pass_the_check(spark):
 # --- basket rules ----------------------------------------------------------------------------
 
 
-def test_basket_rules_match_hand_counted_support_confidence_and_lift(spark):
-    # 5 orders: {a b c} {a b} {a c} {b} {a b} (o5 has a twice). Support: a 4/5, b 4/5, c 2/5,
-    # ab 3/5, ac 2/5, bc 1/5. With support >= 0.4 and confidence >= 0.6:
-    # a->b 3/4 (lift 0.75/0.8), b->a 3/4, c->a 2/2 (lift 1/0.8); a->c is 2/4 < 0.6.
-    baskets = {"o1": "abc", "o2": "ab", "o3": "ac", "o4": "b", "o5": "aab"}
-    lines = _lines(
+def _baskets(spark, baskets: dict[str, str]):
+    """Lines of customer c1 on day D: one per letter of each order's string."""
+    return _lines(
         spark,
         [(o, "c1", D, item, 1.0, 1.0) for o, items in baskets.items() for item in items],
     )
+
+
+@pytest.mark.parametrize("engine", rec.RULES_ENGINES)
+def test_basket_rules_match_hand_counted_support_confidence_and_lift(spark, engine):
+    # 5 orders: {a b c} {a b} {a c} {b} {a b} (o5 has a twice). Support: a 4/5, b 4/5, c 2/5,
+    # ab 3/5, ac 2/5, bc 1/5. With support >= 0.4 and confidence >= 0.6:
+    # a->b 3/4 (lift 0.75/0.8), b->a 3/4, c->a 2/2 (lift 1/0.8); a->c is 2/4 < 0.6.
+    lines = _baskets(spark, {"o1": "abc", "o2": "ab", "o3": "ac", "o4": "b", "o5": "aab"})
     expected = spark.createDataFrame(
         [
             (["a"], "b", 0.6, 0.75, 0.9375),
             (["b"], "a", 0.6, 0.75, 0.9375),
             (["c"], "a", 0.4, 1.0, 1.25),
         ],
-        "antecedent array<string>, consequent string, support double, confidence double, "
-        "lift double",
+        RULES_SCHEMA,
     )
 
-    rules = rec.basket_rules(lines, min_support=0.4, min_confidence=0.6)
+    rules = rec.basket_rules(lines, engine=engine, min_support=0.4, min_confidence=0.6)
 
     assert_approx_df_equality(rules, expected, 1e-9, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_basket_rules_reject_a_support_outside_0_1(spark):
+def test_pair_rules_leave_out_the_rules_of_two_products_that_fpgrowth_finds(spark):
+    # 4 orders: {a b c} x2, {a b}, {c}. Support: a 3/4, b 3/4, c 3/4, ab 3/4, ac 2/4, bc 2/4,
+    # abc 2/4. At support >= 0.5, confidence >= 0.9: a->b 1, b->a 1, and {a b}->c 2/3 < 0.9,
+    # {a c}->b 2/2 (lift 1/0.75), {b c}->a 2/2: FPGrowth has those two, pairs has not.
+    lines = _baskets(spark, {"o1": "abc", "o2": "abc", "o3": "ab", "o4": "c"})
+    pairs = [(["a"], "b", 0.75, 1.0, 4 / 3), (["b"], "a", 0.75, 1.0, 4 / 3)]
+    triples = [(["a", "c"], "b", 0.5, 1.0, 4 / 3), (["b", "c"], "a", 0.5, 1.0, 4 / 3)]
+
+    found = {
+        engine: rec.basket_rules(lines, engine=engine, min_support=0.5, min_confidence=0.9)
+        for engine in rec.RULES_ENGINES
+    }
+
+    assert_approx_df_equality(
+        found["pairs"],
+        spark.createDataFrame(pairs, RULES_SCHEMA),
+        1e-9,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    assert_approx_df_equality(
+        found["fpgrowth"],
+        spark.createDataFrame(pairs + triples, RULES_SCHEMA),
+        1e-9,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+
+
+def test_pair_rules_finish_on_baskets_that_hold_the_same_forty_products(spark):
+    # 80 orders of the same 40 products: FPGrowth would enumerate 2**40 itemsets. Every
+    # ordered pair is a rule held by every order: 40 * 39 = 1,560 rules, each of support 1,
+    # confidence 1 and lift 1.
+    products = [f"p{i:02d}" for i in range(40)]
+    lines = _lines(
+        spark, [(f"o{o}", f"c{o % 7}", D, p, 1.0, 1.0) for o in range(80) for p in products]
+    )
+
+    rules = rec.basket_rules(lines, engine="pairs", min_support=0.01, min_confidence=0.2)
+
+    found = rules.select(
+        F.count("*"),
+        F.count_distinct(F.col(C.ANTECEDENT)[0], C.CONSEQUENT),
+        F.min(C.SUPPORT),
+        F.max(C.SUPPORT),
+        F.min(C.CONFIDENCE),
+        F.min(C.LIFT),
+        F.max(C.LIFT),
+        F.max(F.size(C.ANTECEDENT)),
+    ).first()
+    assert tuple(found) == (1560, 1560, 1.0, 1.0, 1.0, 1.0, 1.0, 1)
+
+
+def test_the_largest_frequent_basket_counts_only_frequent_products(spark):
+    # 4 orders: {a b c d} {a b} {a c} {a}: a 4/4, b 2/4, c 2/4, d 1/4. At support >= 0.5 the
+    # frequent products are a b c: o1 holds 3 of them (d is not frequent); at 0.9 only a.
+    lines = _baskets(spark, {"o1": "abcd", "o2": "ab", "o3": "ac", "o4": "a"})
+
+    at_half = rec.largest_frequent_basket(lines, min_support=0.5).first()[0]
+    at_most = rec.largest_frequent_basket(lines, min_support=0.9).first()[0]
+    nothing = rec.largest_frequent_basket(lines.limit(0), min_support=0.5).first()[0]
+
+    assert (at_half, at_most, nothing) == (3, 1, 0)
+
+
+def test_basket_rules_reject_a_support_outside_0_1_and_an_unknown_engine(spark):
     lines = _lines(spark, [("o1", "c1", D, "a", 1.0, 1.0)])
     with pytest.raises(ValueError, match="min_support must be in"):
-        rec.basket_rules(lines, min_support=0.0, min_confidence=0.5)
+        rec.basket_rules(lines, engine="pairs", min_support=0.0, min_confidence=0.5)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        rec.basket_rules(lines, engine="apriori", min_support=0.5, min_confidence=0.5)
+
+
+def _purchases(spark, baskets: dict[str, str], **settings):
+    return rec.SegmentPurchases.assemble(
+        _baskets(spark, baskets), _segments(spark), Period(as_of=D), RecommendConfig(**settings)
+    )
+
+
+def test_fpgrowth_is_refused_before_it_starts_on_an_order_of_too_many_frequent_products(spark):
+    baskets = {"o1": "abcdef", "o2": "abcdef", "o3": "ab"}
+    purchases = _purchases(spark, baskets, rules_engine="fpgrowth", max_basket_items=5)
+
+    refused = r"an order holds 6 products .*recommend.max_basket_items \(5\)"
+    with pytest.raises(InputError, match=refused):
+        purchases.basket_rules()
+
+
+def test_fpgrowth_runs_when_every_order_is_within_the_bound(spark):
+    purchases = _purchases(
+        spark, {"o1": "ab", "o2": "ab"}, rules_engine="fpgrowth", max_basket_items=2
+    )
+    expected = spark.createDataFrame(
+        [(["a"], "b", 1.0, 1.0, 1.0), (["b"], "a", 1.0, 1.0, 1.0)], RULES_SCHEMA
+    )
+
+    assert_approx_df_equality(
+        purchases.basket_rules(), expected, 1e-9, ignore_row_order=True, ignore_nullable=True
+    )
+
+
+def test_no_basket_rules_are_computed_when_they_are_switched_off(spark):
+    purchases = _purchases(spark, {"o1": "ab", "o2": "ab"}, use_basket_rules=False)
+
+    rules = purchases.basket_rules()
+
+    assert rules.columns == list(rec.RULE_COLUMNS)
+    assert rules.count() == 0
 
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -617,8 +727,7 @@ def test_evaluation_lists_build_every_recommender_for_every_customer(spark):
     members = _members(spark).filter("customer_id IN ('c1', 'c3')")
     rules = spark.createDataFrame(
         [(["p2"], "p5", 0.1, 0.8, 2.0)],
-        "antecedent array<string>, consequent string, support double, confidence double, "
-        "lift double",
+        RULES_SCHEMA,
     )
     history = _history(spark, [("c1", "p2")])
 
@@ -655,6 +764,20 @@ def test_evaluation_lists_build_every_recommender_for_every_customer(spark):
             ("c3", 2, "p4"),
         ],
     }
+
+
+def test_evaluation_lists_leave_out_the_rules_recommender_without_rules(spark):
+    lists = evaluation_lists(
+        _ranking(spark),
+        _members(spark),
+        _history(spark, []),
+        _names(spark, NAMES),
+        None,
+        top_n=2,
+        candidates=3,
+    )
+
+    assert list(lists) == [name for name in RECOMMENDERS if name != "segment_not_bought_rules"]
 
 
 def test_format_evaluation_prints_one_aligned_line_per_row():

@@ -21,9 +21,6 @@ from tests.conftest import run_cli, shared_file
 
 pytestmark = pytest.mark.e2e
 
-#: Online Retail's invoices hold hundreds of products each: at the default support MLlib's
-#: FPGrowth does not finish the evaluation's basket rules in 20 minutes. Bounded rules are #41.
-ONLINE_RETAIL_RULES = "recommend.min_support=0.05"
 #: Shape -> (file, kind, more settings). K is fixed and one KMeans start is fitted: these runs
 #: test what each shape gets, not the choice of K.
 SHAPES = {
@@ -33,12 +30,8 @@ SHAPES = {
         "basket_lines",
         ["source.columns={price_sensitivity: seg_1, lifestage: seg_2}"],
     ),
-    "invoice_lines": ("online_retail_sample.csv", "invoice_lines", [ONLINE_RETAIL_RULES]),
-    "product_json": (
-        "transactions_product_json_sample.parquet",
-        "product_json",
-        [ONLINE_RETAIL_RULES],
-    ),
+    "invoice_lines": ("online_retail_sample.csv", "invoice_lines", []),
+    "product_json": ("transactions_product_json_sample.parquet", "product_json", []),
 }
 BLANK = {"", "none", "nan", "null"}
 

@@ -128,9 +128,15 @@ class SourceConfig(_Section):
     format: Literal["parquet", "csv", "json"] | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     date_formats: list[str] | None = None
+    #: The decimal mark of numbers written as text: ``.`` (thousands ``,``) or ``,``
+    #: (thousands ``.`` or a space).
+    decimal: Literal[".", ","] = "."
     exclude_periods: list[ExcludePeriod] = Field(default_factory=list)
     read_options: dict[str, str] = Field(default_factory=dict)
     rules: IngestRules = Field(default_factory=IngestRules)
+    #: Ingest fails, writing nothing, when more of the input rows than this are quarantined
+    #: (and always when none is accepted).
+    max_rejected_share: float = Field(0.05, ge=0, le=1)
 
     @field_validator("path")
     @classmethod
@@ -175,16 +181,6 @@ class SourceConfig(_Section):
 
     def effective_date_formats(self) -> list[str]:
         return list(self.date_formats or DEFAULT_DATE_FORMATS[self.kind])
-
-    def effective_format(self) -> str:
-        """The file format: ``format`` if set, else from the path's extension (default parquet)."""
-        if self.format:
-            return self.format
-        stem = self.path.rstrip("/").lower()
-        for ext, fmt in ((".csv", "csv"), (".json", "json"), (".jsonl", "json")):
-            if stem.endswith(ext) or stem.endswith(ext + "*"):
-                return fmt
-        return "parquet"
 
 
 #: ``scheme://user:secret@host``: a URI that carries credentials.
@@ -453,6 +449,11 @@ class EvaluationConfig(_Section):
         return sorted(set(ks))
 
 
+#: How basket rules are found (:func:`customer_analytics.stages.recommend.basket_rules`): pairs
+#: of products counted with joins, or MLlib FPGrowth's rules of any length.
+RulesEngine = Literal["pairs", "fpgrowth"]
+
+
 class RecommendConfig(_Section):
     #: The top lists count purchases in the months up to ``as_of``.
     window_months: int = Field(2, ge=1)
@@ -461,9 +462,14 @@ class RecommendConfig(_Section):
     candidates: int = Field(50, ge=1)
     min_support: float = Field(0.01, gt=0, le=1)
     min_confidence: float = Field(0.2, gt=0, le=1)
+    rules_engine: RulesEngine = "pairs"
+    #: ``fpgrowth`` only: refuse when one order holds more frequent products than this (FPGrowth
+    #: enumerates their subsets).
+    max_basket_items: int = Field(20, ge=1)
     #: Product ids that are not products (postage, fees): never listed, ruled or recommended.
     exclude_products: list[str] = Field(default_factory=list)
-    #: Let basket rules re-rank (and add to) each customer's list.
+    #: Find basket rules and let them re-rank (and add to) each customer's list; when off, no
+    #: rule is computed and ``basket_rules`` is written empty.
     use_basket_rules: bool = True
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 

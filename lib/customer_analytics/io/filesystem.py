@@ -127,6 +127,15 @@ class FileSystem:
         finally:
             stream.close()
 
+    def head(self, path: str, size: int) -> bytes:
+        """The first ``size`` bytes of the file (fewer when it is shorter)."""
+        jpath, fs = self._resolve(path)
+        stream = fs.open(jpath)
+        try:
+            return bytes(stream.readNBytes(size))
+        finally:
+            stream.close()
+
     def list_files(self, path: str) -> list[str]:
         """Names of the files directly under ``path``, sorted; empty when ``path`` is absent."""
         jpath, fs = self._resolve(path)

@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from customer_analytics.config.schema import SourceConfig
 from customer_analytics.core.errors import InputError, first_line
 from customer_analytics.core.paths import has_scheme
+from customer_analytics.io.filesystem import FileSystem
 
 #: Reader options applied before ``source.read_options``: RFC 4180 CSV with a header row, whose
 #: quoted fields may hold line breaks (Online Retail's descriptions do: read line by line, a
@@ -22,15 +23,68 @@ DEFAULT_READ_OPTIONS: dict[str, dict[str, str]] = {
 }
 
 
+#: File extensions and the format they name; compressed files are named by the extension
+#: before their codec's (``sales.csv.gz`` is CSV), which Spark reads by that codec.
+FORMAT_OF_EXTENSION = {
+    ".csv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".parquet": "parquet",
+}
+COMPRESSION_EXTENSIONS = (".gz", ".bz2", ".zst", ".deflate", ".lz4", ".snappy")
+
+
+def format_of_name(name: str) -> str | None:
+    """The format a file name or glob names by its extension (codec extensions skipped)."""
+    name = name.rstrip("/*").lower()
+    for codec in COMPRESSION_EXTENSIONS:
+        name = name.removesuffix(codec)
+    return next((fmt for ext, fmt in FORMAT_OF_EXTENSION.items() if name.endswith(ext)), None)
+
+
+def source_format(spark: SparkSession, source: SourceConfig, paths: list[str]) -> str:
+    """
+    ``source.format`` if set; else the format the path's extension names; else, for folders,
+    the one format of the files they hold (by extension; Spark's own ``_`` and ``.`` files
+    aside); else Parquet.
+
+    Raises
+    ------
+    InputError
+        When the folders hold files of several formats.
+    """
+    if source.format:
+        return source.format
+    named = format_of_name(source.path)
+    if named:
+        return named
+    files = FileSystem.for_session(spark)
+    found = {
+        format_of_name(name)
+        for path in paths
+        for name in files.list_files(path)
+        if not name.startswith(("_", "."))
+    } - {None}
+    if len(found) > 1:
+        raise InputError(
+            f"source.path: {source.path!r} holds {' and '.join(sorted(found))} files: name one "
+            "kind with a glob (e.g. folder/*.csv) or set source.format"
+        )
+    return found.pop() if found else "parquet"
+
+
 def read_source(spark: SparkSession, source: SourceConfig) -> DataFrame:
     """
-    Read ``source.path`` in ``source.format`` (or the format its extension implies).
+    Read ``source.path`` in the format :func:`source_format` finds.
 
     CSV columns are read as strings; ingest casts them. Raises :class:`InputError` when the
     path matches nothing or the files are not of the format.
     """
     paths = source_paths(source)
-    fmt = source.effective_format()
+    fmt = source_format(spark, source, paths)
+    if fmt == "parquet":
+        _require_parquet(FileSystem.for_session(spark), source, paths)
     options = {**DEFAULT_READ_OPTIONS[fmt], **source.read_options}
     try:
         df = spark.read.format(fmt).options(**options).load(paths)
@@ -42,6 +96,31 @@ def read_source(spark: SparkSession, source: SourceConfig) -> DataFrame:
     if fmt == "json" and df.columns == ["_corrupt_record"]:
         raise InputError(f"source.path: {source.path!r} holds no JSON records")
     return df
+
+
+#: The first bytes of every Parquet file.
+PARQUET_MAGIC = b"PAR1"
+
+
+def _require_parquet(files: FileSystem, source: SourceConfig, paths: list[str]) -> None:
+    """
+    Refuse, in one line, a path read as Parquet whose first data file is not: Spark would log
+    its executor's stack trace before failing.
+    """
+    for path in paths:
+        if files.is_file(path):
+            first = path
+        else:
+            names = [n for n in files.list_files(path) if not n.startswith(("_", "."))]
+            if not names:
+                continue
+            first = f"{path.rstrip('/')}/{names[0]}"
+        start = files.head(first, len(PARQUET_MAGIC))
+        if start != PARQUET_MAGIC:
+            raise InputError(
+                f"source.path: {first} is not Parquet (it starts with {start!r}); name the "
+                "file with its extension (.csv, .json, .csv.gz, ...) or set source.format"
+            )
 
 
 def source_paths(source: SourceConfig) -> list[str]:

@@ -17,7 +17,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from customer_analytics.config.schema import Config
+from customer_analytics.config.schema import Config, RecommendConfig
 from customer_analytics.core import catalog as T
 from customer_analytics.core import columns as C
 from customer_analytics.core.errors import InputError
@@ -171,9 +171,11 @@ def run_ingest(ctx: JobContext, summary: StageSummary) -> None:
     with Persisted(StorageLevel.DISK_ONLY) as persisted:
         prepared = persisted.keep(ingest.prepare(raw, source))
         counts = ingest.reconciliation_counts(prepared).collect()
-        recon = ingest.Reconciliation.from_counts(
-            source.source_name(), counts, input_rows=raw.count()
-        ).require_balanced()
+        recon = (
+            ingest.Reconciliation.from_counts(source.source_name(), counts, input_rows=raw.count())
+            .require_balanced()
+            .require_accepted(source.max_rejected_share, path=source.path)
+        )
         orders = persisted.keep(ingest.orders(prepared, with_attributes=True), MEMORY_AND_DISK)
         lines, order_commit, quarantined = write_together(
             ctx,
@@ -361,20 +363,30 @@ def run_recommend(ctx: JobContext, summary: StageSummary) -> None:
     period = Period.of(ctx.config, as_of_table(ctx, T.CUSTOMER_SEGMENTS, segments))
     with Persisted(cut_lineage=True) as persisted:
         purchases = SegmentPurchases.assemble(lines, segments, period, settings, persisted.keep)
+        ctx.progress.doing("ranking the products of each segment")
         purchases.require_lists()
         top = ctx.warehouse.write(T.SEGMENT_TOP_PRODUCTS, purchases.top_products(), **run(ctx))
         ctx.progress.say(f"[recommend] top {settings.top_n} lists: {top.rows} rows")
+        ctx.progress.doing(f"finding basket rules ({rules_settings(settings)})")
         rules = ctx.warehouse.write(T.BASKET_RULES, purchases.basket_rules(), **run(ctx))
-        ctx.progress.say(
-            f"[recommend] basket rules (support >= {settings.min_support}, confidence >= "
-            f"{settings.min_confidence}): {rules.rows}"
-        )
+        ctx.progress.say(f"[recommend] basket rules ({rules_settings(settings)}): {rules.rows}")
+        ctx.progress.doing("listing products for each customer")
         lists = purchases.customer_lists(segments, rules=ctx.warehouse.read(T.BASKET_RULES))
         written = ctx.warehouse.write(T.CUSTOMER_RECOMMENDATIONS, lists, **run(ctx))
     summary.rows_in = ctx.warehouse.row_count(T.CUSTOMER_SEGMENTS)
     summary.rows_out = written.rows
     summary.detail.update(
         as_of=period.as_of.isoformat(), top_product_rows=top.rows, basket_rules=rules.rows
+    )
+
+
+def rules_settings(settings: RecommendConfig) -> str:
+    """The basket rules' settings, as the progress lines name them."""
+    if not settings.use_basket_rules:
+        return "off: recommend.use_basket_rules is false"
+    return (
+        f"{settings.rules_engine}, support >= {settings.min_support}, confidence >= "
+        f"{settings.min_confidence}"
     )
 
 

@@ -217,7 +217,7 @@ def evaluate_recommenders(
     trained = SegmentPurchases.assemble(
         order_lines, segments, plan.training, cfg.recommend, keep, history_of=audience
     ).require_lists()
-    rules = keep(trained.basket_rules())
+    rules = keep(trained.basket_rules()) if cfg.recommend.use_basket_rules else None
     relevant = {
         "all": keep(relevant_products(test_bought, audience)),
         "new": keep(relevant_products(test_bought, audience, new_only_given=trained.history)),

@@ -39,7 +39,7 @@ stages, not here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pyspark.sql import Column, DataFrame, Window
@@ -155,9 +155,44 @@ def trimmed_text(column: Column) -> Column:
     return F.when(trimmed != "", trimmed)
 
 
-def as_double(column: Column) -> Column:
-    """A double, or null where the value is not a number (never an error)."""
-    return column.try_cast("double")
+#: A number with thousands separators, per decimal mark: ``1,296`` and ``1,050.15`` for ``.``;
+#: ``1.296``, ``1 296`` and ``1.050,15`` for ``,``. Groups of exactly three digits, so that
+#: ``2,55`` is never read as 255.
+GROUPED_NUMBER = {
+    ".": r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$",
+    ",": r"^[+-]?[0-9]{1,3}([. ][0-9]{3})+(,[0-9]*)?$",
+}
+
+
+def as_double(column: Column, data_type, decimal: str = ".") -> Column:
+    """
+    A double, or null where the value is not a number (never an error). Text may carry
+    thousands separators, and with ``decimal`` ``,`` a decimal comma (:data:`GROUPED_NUMBER`).
+    """
+    if not isinstance(data_type, StringType):
+        return column.try_cast("double")
+    text = trimmed_text(column)
+    separators = "," if decimal == "." else "[. ]"
+    plain = F.when(
+        text.rlike(GROUPED_NUMBER[decimal]), F.regexp_replace(text, separators, "")
+    ).otherwise(text)
+    if decimal == ",":
+        plain = F.when(~plain.contains("."), F.regexp_replace(plain, ",", "."))
+    return plain.try_cast("double")
+
+
+def number_problem(column: Column, data_type, decimal: str, otherwise: str) -> Column:
+    """
+    The detail of a rule on a number read by :func:`as_double`: ``not a number: '<text>'``
+    where the source holds text that is not one, else ``otherwise``.
+    """
+    if not isinstance(data_type, StringType):
+        return F.lit(otherwise)
+    text = trimmed_text(column)
+    unreadable = text.isNotNull() & as_double(column, data_type, decimal).isNull()
+    return F.when(
+        unreadable, F.concat(F.lit("not a number: '"), F.substring(text, 1, 40), F.lit("'"))
+    ).otherwise(F.lit(otherwise))
 
 
 def identifier(column: Column, data_type) -> Column:
@@ -357,6 +392,11 @@ class _Fields:
     quantity: Column
     unit_price: Column
     line_amount: Column
+    #: Rule details: what is wrong with each number of the row.
+    quantity_problem: Column
+    unit_price_problem: Column
+    line_amount_problem: Column
+    amount_problem: Column
 
 
 def _order_fields(
@@ -366,7 +406,10 @@ def _order_fields(
         return trimmed_text(_source_column(rows, mapping, name)[0]).cast("string")
 
     def number_of(name: str) -> Column:
-        return as_double(_source_column(rows, mapping, name)[0])
+        return as_double(*_source_column(rows, mapping, name), source.decimal)
+
+    def problem_of(name: str, otherwise: str) -> Column:
+        return number_problem(*_source_column(rows, mapping, name), source.decimal, otherwise)
 
     ts_name = C.ORDER_DATE if C.ORDER_DATE in mapping and C.ORDER_TS not in mapping else C.ORDER_TS
     ts_column, ts_type = _source_column(rows, mapping, ts_name)
@@ -390,6 +433,10 @@ def _order_fields(
         quantity=number_of(C.QUANTITY),
         unit_price=number_of(C.UNIT_PRICE),
         line_amount=number_of(C.LINE_AMOUNT),
+        quantity_problem=problem_of(C.QUANTITY, BAD_QUANTITY),
+        unit_price_problem=problem_of(C.UNIT_PRICE, "unit price is null"),
+        line_amount_problem=problem_of(C.LINE_AMOUNT, "line amount is null"),
+        amount_problem=problem_of(C.ORDER_AMOUNT, "total amount is null"),
     )
     return canonical, fields
 
@@ -408,7 +455,11 @@ def _order_id_rule() -> _Rule:
     return _Rule("missing_order_id", F.col(C.ORDER_ID).isNull(), F.lit("order id is empty"))
 
 
-def _item_rules() -> list[_Rule]:
+BAD_QUANTITY = "a product line has a missing or zero quantity"
+
+
+def _item_rules(quantity_problem: Column | None = None) -> list[_Rule]:
+    """The rules on product lines; ``quantity_problem`` details a one-line row's quantity."""
     # Array functions, not F.exists: a lambda is interpreted once for every product line.
     items = F.col(C.ITEMS)
     lines = F.size(items)
@@ -426,7 +477,7 @@ def _item_rules() -> list[_Rule]:
         _Rule(
             "bad_quantity",
             some_missing(C.QUANTITY) | F.array_contains(quantities, F.lit(0.0)),
-            F.lit("a product line has a missing or zero quantity"),
+            F.lit(BAD_QUANTITY) if quantity_problem is None else quantity_problem,
         ),
         _Rule(
             "negative_price",
@@ -460,7 +511,7 @@ def _product_json(rows: DataFrame, mapping: dict[str, str], source: SourceConfig
     )
     rules = [
         _order_id_rule(),
-        _Rule("missing_amount", F.col(C.ORDER_AMOUNT).isNull(), F.lit("total amount is null")),
+        _Rule("missing_amount", F.col(C.ORDER_AMOUNT).isNull(), fields.amount_problem),
         _Rule("missing_product_json", fields.product_json.isNull(), F.lit("product_json is empty")),
         _Rule(
             "malformed_product_json",
@@ -485,8 +536,8 @@ def _invoice_lines(rows: DataFrame, mapping: dict[str, str], source: SourceConfi
     )
     rules = [
         _order_id_rule(),
-        _Rule("missing_amount", f.unit_price.isNull(), F.lit("unit price is null or not a number")),
-        *_item_rules(),
+        _Rule("missing_amount", f.unit_price.isNull(), f.unit_price_problem),
+        *_item_rules(f.quantity_problem),
         _date_rule(f),
     ]
     return cols, items, rules
@@ -500,10 +551,8 @@ def _basket_lines(rows: DataFrame, mapping: dict[str, str], source: SourceConfig
     )
     rules = [
         _order_id_rule(),
-        _Rule(
-            "missing_amount", f.line_amount.isNull(), F.lit("line amount is null or not a number")
-        ),
-        *_item_rules(),
+        _Rule("missing_amount", f.line_amount.isNull(), f.line_amount_problem),
+        *_item_rules(f.quantity_problem),
         _date_rule(f),
     ]
     return cols, items, rules
@@ -538,7 +587,7 @@ def _transactions(rows: DataFrame, mapping: dict[str, str], source: SourceConfig
         )
     )
     rules = [
-        _Rule("missing_amount", F.col(C.ORDER_AMOUNT).isNull(), F.lit("amount is null")),
+        _Rule("missing_amount", F.col(C.ORDER_AMOUNT).isNull(), f.amount_problem),
         _date_rule(f),
     ]
     return cols, items, rules
@@ -729,13 +778,15 @@ def quarantine(prepared: DataFrame, run_id: str, ingested_at: datetime) -> DataF
 def reconciliation_counts(prepared: DataFrame) -> DataFrame:
     """
     The counts of one aggregation over the prepared rows, per ``reason`` (null = accepted):
-    ``distinct_rows``, ``duplicate_rows`` (input rows beyond the first of identical ones) and
-    ``lines``. Small: one row per reason.
+    ``distinct_rows``, ``duplicate_rows`` (input rows beyond the first of identical ones),
+    ``lines`` and ``sample`` (one ``detail`` of the reason, the least). Small: one row per
+    reason.
     """
     return prepared.groupBy(C.REASON).agg(
         F.count(F.lit(1)).alias("distinct_rows"),
         F.sum(F.col(C.COPIES) - 1).alias("duplicate_rows"),
         F.sum(F.when(F.col(C.REASON).isNull(), F.col(C.LINE_COUNT))).alias("lines"),
+        F.min(C.DETAIL).alias("sample"),
     )
 
 
@@ -749,6 +800,8 @@ class Reconciliation:
     lines_written: int
     quarantined: dict[str, int]
     excluded: dict[str, int]
+    #: One ``detail`` of each quarantine reason, to show what was wrong.
+    samples: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_counts(
@@ -760,6 +813,7 @@ class Reconciliation:
         :attr:`balanced` says nothing).
         """
         quarantined: dict[str, int] = {}
+        samples: dict[str, str] = {}
         accepted_rows = lines = duplicates = 0
         for row in counts:
             duplicates += int(row["duplicate_rows"] or 0)
@@ -768,11 +822,21 @@ class Reconciliation:
                 lines = int(row["lines"] or 0)
             else:
                 quarantined[row[C.REASON]] = int(row["distinct_rows"])
+                if "sample" in row.asDict() and row["sample"] is not None:
+                    samples[row[C.REASON]] = row["sample"]
         excluded = {"exact_duplicate": duplicates} if duplicates else {}
         total = accepted_rows + sum(quarantined.values()) + duplicates
         if input_rows is not None:
             total = input_rows
-        return cls(source, total, accepted_rows, lines, dict(sorted(quarantined.items())), excluded)
+        return cls(
+            source,
+            total,
+            accepted_rows,
+            lines,
+            dict(sorted(quarantined.items())),
+            excluded,
+            samples,
+        )
 
     @property
     def balanced(self) -> bool:
@@ -784,6 +848,41 @@ class Reconciliation:
         if not self.balanced:
             raise RuntimeError(f"ingest does not reconcile, nothing written: {self}")
         return self
+
+    def require_accepted(self, max_rejected_share: float, *, path: str) -> Reconciliation:
+        """
+        ``self`` when some row was accepted and at most ``max_rejected_share`` of the input
+        rows were quarantined; else nothing may be written as current. ``path`` names the
+        input in the message.
+
+        Raises
+        ------
+        InputError
+            Naming the share, the setting and the top reasons with a sample of each.
+        """
+        rejected = sum(self.quarantined.values())
+        if self.accepted_rows == 0:
+            raise InputError(
+                f"ingest accepted none of the {self.input_rows:,} input rows of {path}, "
+                f"nothing written: {self.top_reasons()}"
+            )
+        share = rejected / self.input_rows
+        if share > max_rejected_share:
+            raise InputError(
+                f"ingest quarantined {rejected:,} of the {self.input_rows:,} input rows of "
+                f"{path} ({share:.1%}), more than source.max_rejected_share "
+                f"({max_rejected_share:g}), nothing written: {self.top_reasons()}"
+            )
+        return self
+
+    def top_reasons(self, limit: int = 3) -> str:
+        """The commonest quarantine reasons with their counts and a sample detail, in a line."""
+        ranked = sorted(self.quarantined.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        parts = []
+        for reason, count in ranked:
+            sample = self.samples.get(reason)
+            parts.append(f"{reason} {count:,}" + (f" (e.g. {sample})" if sample else ""))
+        return "; ".join(parts) if parts else "no rows"
 
     def require_written(self, lines: int) -> Reconciliation:
         """``self`` when ``lines`` order lines were written, as many as the accepted rows hold."""

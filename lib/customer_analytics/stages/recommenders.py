@@ -51,7 +51,7 @@ def evaluation_lists(
     segments: DataFrame,
     history: DataFrame,
     names: DataFrame,
-    rules: DataFrame,
+    rules: DataFrame | None,
     *,
     top_n: int,
     candidates: int,
@@ -62,7 +62,8 @@ def evaluation_lists(
 
     ``global_popular`` (the baseline) and ``segment_popular`` give everybody (in a segment) the
     same list; ``global_not_bought`` and ``segment_not_bought`` drop what the customer bought;
-    ``segment_not_bought_rules`` also lets basket rules in. ``history`` needs only the
+    ``segment_not_bought_rules`` also lets basket rules in (left out when ``rules`` is None).
+    ``history`` needs only the
     customers of ``segments``: passing just theirs spares the three lists that read it the
     purchases of everybody else.
     """
@@ -75,8 +76,9 @@ def evaluation_lists(
             everyone_only, segments, history, names, **args
         ),
         "segment_not_bought": customer_recommendations(ranking, segments, history, names, **args),
-        "segment_not_bought_rules": customer_recommendations(
-            ranking, segments, history, names, rules=rules, **args
-        ),
     }
+    if rules is not None:
+        lists["segment_not_bought_rules"] = customer_recommendations(
+            ranking, segments, history, names, rules=rules, **args
+        )
     return {name: df.select(C.CUSTOMER_ID, C.RANK, C.PRODUCT_ID) for name, df in lists.items()}
