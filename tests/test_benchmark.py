@@ -16,7 +16,7 @@ from types import ModuleType
 
 import pytest
 
-from customer_analytics.config.source_kinds import DEFAULT_DATE_FORMATS
+from customer_analytics.config.schema import SourceConfig
 from customer_analytics.core import columns as C
 from customer_analytics.stages.period import last_order_as_of
 
@@ -26,6 +26,9 @@ pytest.importorskip("pyarrow")
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark_peers.py"
 EXCLUDED_2021 = "2021-01-01:2021-12-31"
 AS_OF = date(2023, 3, 15)  # the guest's order T9: the last accepted order
+
+#: The generated data's date formats: the product_json defaults, slashes day first.
+FORMATS = SourceConfig(kind="product_json", path="x").effective_date_formats("day_first")
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +106,7 @@ def source(tmp_path: Path) -> str:
 @pytest.fixture
 def options(peers) -> dict:
     return {
-        "date_formats": [peers.strptime_format(f) for f in DEFAULT_DATE_FORMATS["product_json"]],
+        "date_formats": [peers.strptime_format(f) for f in FORMATS],
         "exclude": [peers.Period.parse(EXCLUDED_2021)],
     }
 
@@ -130,7 +133,7 @@ def test_duckdb_peer_computes_the_hand_worked_features(peers, source, options):
 
 
 def test_spark_peer_computes_the_hand_worked_features(spark, peers, source, options):
-    orders = peers.spark_orders(spark, source, date_formats=DEFAULT_DATE_FORMATS["product_json"])
+    orders = peers.spark_orders(spark, source, date_formats=FORMATS)
     features = peers.spark_features(orders, exclude=options["exclude"]).toPandas()
     pd.testing.assert_frame_equal(sorted_rows(features), EXPECTED, check_dtype=False)
 
@@ -152,14 +155,15 @@ def test_compare_features_accepts_sums_within_the_tolerance(peers):
 
 
 def test_strptime_format_converts_every_default_product_json_format(peers):
-    converted = [peers.strptime_format(f) for f in DEFAULT_DATE_FORMATS["product_json"]]
+    converted = [peers.strptime_format(f) for f in FORMATS]
     assert converted == [
         "%Y-%m-%d %H:%M:%S",
         "%Y-%m-%d %H:%M",
         "%Y-%m-%d",
-        "%d/%m/%Y %H:%M",
-        "%m/%d/%Y %H:%M",
         "%Y%m%d",
+        "%d/%m/%Y %H:%M:%S",
+        "%d/%m/%Y %H:%M",
+        "%d/%m/%Y",
     ]
     with pytest.raises(ValueError, match="hh:mm a"):
         peers.strptime_format("hh:mm a")

@@ -49,6 +49,14 @@ def test_job_help_shows_the_common_options(capsys):
         assert option in out
 
 
+@pytest.mark.parametrize(("job", "shown"), [("ingest", True), ("pipeline", True), ("clv", False)])
+def test_help_of_a_job_that_reads_the_source_shows_how_to_point_it_at_an_export(capsys, job, shown):
+    assert cli.main([job, "--help"]) == 0
+    out = capsys.readouterr().out
+    keys = ("source.kind", "source.columns.NAME", "source.read_options", "source.decimal")
+    assert all(key in out for key in (*keys, "source.date_formats")) == shown
+
+
 def test_unknown_job_is_a_usage_error():
     assert cli.main(["dance"]) == 2
 
@@ -66,7 +74,20 @@ def test_bad_as_of_date_is_a_usage_error(capsys):
 def test_unknown_key_in_set_exits_2_with_one_line(capsys):
     assert cli.main(["ingest", "--set", "warehouse.colour=red"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["customer-analytics: error: conf/local.yaml: warehouse.colour: unknown key"]
+    assert err == ["customer-analytics: error: --set warehouse.colour: unknown key"]
+
+
+def test_a_bad_value_is_named_by_where_it_came_from(tmp_path, capsys):
+    conf = tmp_path / "my.yaml"
+    conf.write_text("source: {path: x.csv, kind: invoice_lines}\nsegmentation: {k_min: 1}\n")
+
+    assert cli.main(["ingest", "--conf", str(conf), "--set", "source.decimal=x"]) == 2
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "customer-analytics: error: --set source.decimal: Input should be '.' or ',' (got 'x'); "
+        f"{conf}: segmentation.k_min: Input should be greater than or equal to 2 (got 1)"
+    ]
 
 
 def test_missing_source_path_exits_2_before_spark_starts(capsys, tmp_path):

@@ -9,7 +9,7 @@ time zone, as ingest parses them.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -346,7 +346,7 @@ def test_bad_date_detail_quotes_the_unparseable_text(spark):
     assert_equal(actual.select("reason", "detail"), expected)
 
 
-def test_product_json_mixed_date_formats_are_parsed_day_first_for_slashes(spark):
+def test_product_json_mixed_date_formats_are_parsed_with_slashes_day_first(spark):
     raw = frame(
         spark,
         [
@@ -354,9 +354,11 @@ def test_product_json_mixed_date_formats_are_parsed_day_first_for_slashes(spark)
             pj_row(transaction_id="T2", transaction_date="2024-01-05 10:07"),
             pj_row(transaction_id="T3", transaction_date="2024-01-05"),
             pj_row(transaction_id="T4", transaction_date="05/01/2024 11:30"),  # dd/MM/yyyy
-            pj_row(transaction_id="T5", transaction_date="1/5/2024 9:05"),  # M/d/yyyy H:mm
+            pj_row(transaction_id="T5", transaction_date="5/1/2024 9:05"),  # d/M/yyyy H:mm
             pj_row(transaction_id="T6", transaction_date="20240105"),
             pj_row(transaction_id="T7", transaction_date=" 2024-01-05 12:00:00 "),  # trimmed
+            pj_row(transaction_id="T8", transaction_date="2024-01-05T13:15:30"),  # ISO with T
+            pj_row(transaction_id="T9", transaction_date="2024-01-05T14:00:00.5+01:00"),
         ],
         PJ_DDL,
     )
@@ -370,6 +372,8 @@ def test_product_json_mixed_date_formats_are_parsed_day_first_for_slashes(spark)
             ("T5", "2024-01-05 09:05:00"),
             ("T6", "2024-01-05 00:00:00"),
             ("T7", "2024-01-05 12:00:00"),
+            ("T8", "2024-01-05 13:15:30"),
+            ("T9", "2024-01-05 13:00:00.5"),  # the session's time zone is UTC
         ],
         "order_id string, order_ts timestamp",
     )
@@ -533,22 +537,80 @@ def test_guests_stay_in_lines_and_orders_but_not_in_customers(spark):
     assert_equal(customers, expected_customers)
 
 
-def test_invoice_lines_dates_are_month_first_then_day_first(spark):
-    raw = frame(
-        spark,
-        [
-            il_row(InvoiceNo="1", InvoiceDate="12/1/2010 8:26"),  # M/d/yyyy H:mm: 1 December
-            il_row(InvoiceNo="2", InvoiceDate="13/08/2011 10:00"),  # no month 13: dd/MM/yyyy
-            il_row(InvoiceNo="3", InvoiceDate="2011-08-13 10:00:00"),
+def _slash_dates(spark, *dates: str):
+    return frame(
+        spark, [il_row(InvoiceNo=str(i), InvoiceDate=d) for i, d in enumerate(dates)], IL_DDL
+    )
+
+
+def test_slash_dates_read_month_first_for_invoice_lines_unless_told(spark):
+    raw = _slash_dates(spark, "12/1/2010 8:26")
+
+    assert prepare(raw, IL).select("order_ts").first()[0] == datetime(2010, 12, 1, 8, 26)
+
+
+def test_slash_dates_read_in_the_order_given_and_only_in_it(spark):
+    raw = _slash_dates(spark, "12/1/2010 8:26", "13/08/2011 10:00", "2011-08-13 10:00:00")
+    expected = {
+        # month first (Online Retail's order): no month 13
+        "month_first": [("0", "2010-12-01 08:26:00"), ("1", None), ("2", "2011-08-13 10:00:00")],
+        "day_first": [
+            ("0", "2010-01-12 08:26:00"),
+            ("1", "2011-08-13 10:00:00"),
+            ("2", "2011-08-13 10:00:00"),
         ],
-        IL_DDL,
+    }
+
+    for order, rows in expected.items():
+        prepared = ingest.prepare(raw, source(IL), slash_order=order)
+        assert_equal(
+            prepared.select("order_id", "order_ts"),
+            frame(spark, rows, "order_id string, order_ts timestamp"),
+        )
+
+
+@pytest.mark.parametrize(
+    ("dates", "order"),
+    [
+        (["13/08/2011 10:00", "01/02/2011 9:00", "2011-08-13 10:00:00"], "day_first"),
+        (["12/31/2010 8:26", "1/2/2011 9:00"], "month_first"),
+        (["2011-08-13 10:00:00", "20110813"], None),
+    ],
+)
+def test_the_slash_order_is_the_one_a_number_above_12_decides(spark, dates, order):
+    raw = _slash_dates(spark, *dates)
+
+    figures = ingest.slash_date_figures(raw, source(IL))
+
+    assert ingest.slash_date_order(figures.first(), source(IL)) == order
+
+
+def test_slash_dates_that_read_both_ways_are_refused_with_two_samples(spark):
+    raw = _slash_dates(spark, "05/03/2011 10:00", "12/11/2011 09:30", "01/02/2011 8:00")
+    figures = ingest.slash_date_figures(raw, source(IL)).first()
+
+    with pytest.raises(InputError) as refused:
+        ingest.slash_date_order(figures, source(IL))
+
+    assert str(refused.value) == (
+        "source.path: 'inline': its 3 dates with slashes, such as '01/02/2011 8:00' and "
+        "'12/11/2011 09:30', read both day first and month first (no number above 12); set "
+        'source.date_formats, e.g. ["dd/MM/yyyy HH:mm"] or ["MM/dd/yyyy HH:mm"]'
     )
-    expected = frame(
-        spark,
-        [("1", "2010-12-01 08:26:00"), ("2", "2011-08-13 10:00:00"), ("3", "2011-08-13 10:00:00")],
-        "order_id string, order_ts timestamp",
-    )
-    assert_equal(ingest.orders(prepare(raw, IL)).select("order_id", "order_ts"), expected)
+
+
+def test_slash_dates_written_both_ways_are_refused(spark):
+    raw = _slash_dates(spark, "13/08/2011 10:00", "12/31/2011 09:30")
+    figures = ingest.slash_date_figures(raw, source(IL)).first()
+
+    with pytest.raises(InputError, match="day first in some rows and month first in others"):
+        ingest.slash_date_order(figures, source(IL))
+
+
+def test_a_date_column_that_is_not_text_has_no_slash_figures(spark):
+    raw = frame(spark, [(3, date(1997, 1, 2), 1, 9.5)], TX_DDL)
+
+    assert ingest.slash_date_figures(raw, source(TX)) is None
 
 
 def test_invoice_lines_failing_a_rule_are_quarantined_with_their_reason(spark):
@@ -923,7 +985,7 @@ PJ_CSV = (
     "product_json\n"
     'T1,101,2024-01-05 10:00:00,SG-01,7.5,0,7.5,"[{""product_id"":""A"",""product_name"":'
     '""Apple, red"",""quantity"":3,""unit_price"":2.5}]"\n'
-    'T2,,05/01/2024 11:30,MY-02,,0,4,"[{""product_id"":""B"",""quantity"":4,'
+    'T2,,25/01/2024 11:30,MY-02,,0,4,"[{""product_id"":""B"",""quantity"":4,'
     '""unit_price"":1.0}]"\n'
 )
 
@@ -1312,3 +1374,23 @@ def test_decimal_commas_are_read_when_the_source_says_so(spark):
     lines = ingest.order_lines(prepare(raw, IL, decimal=",")).select("unit_price", "line_amount")
 
     assert_close(lines, frame(spark, [(2.55, 7.65)], "unit_price double, line_amount double"))
+
+
+def test_optional_columns_the_input_lacks_are_named_with_the_key_that_maps_them(spark):
+    renamed = frame(
+        spark,
+        [("536365", "85123A", 6, "12/1/2010 8:26", 2.5, "17850")],
+        "Invoice string, StockCode string, Quantity long, InvoiceDate string, Price double, "
+        "Customer string",
+    )
+    mapped = source(
+        IL, columns={"order_id": "Invoice", "unit_price": "Price", "customer_id": "Customer"}
+    )
+
+    assert ingest.unmapped_columns(renamed, mapped) == [
+        "no 'Description' column (product_name): products are shown by id; map it with "
+        "source.columns.product_name",
+        "no 'Country' column (country): customers have no country; map it with "
+        "source.columns.country",
+    ]
+    assert ingest.unmapped_columns(frame(spark, [GOOD_IL], IL_DDL), source(IL)) == []

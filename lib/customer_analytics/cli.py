@@ -33,11 +33,32 @@ def _iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
+#: How to point the tool at one's own export, in every help page.
+YOUR_OWN_EXPORT = """\
+your own export (any key of the configuration can be set this way):
+  customer-analytics pipeline --set source.path=sales.csv --set source.kind=invoice_lines \\
+      --set "source.columns.customer_id=Customer ID" --set "source.read_options.sep=;" \\
+      --set source.decimal=, --set 'source.date_formats=["dd/MM/yyyy HH:mm"]'
+
+  source.path          a file, folder or glob: .csv, .json, .jsonl, .parquet, each also
+                       compressed (.gz, .bz2, .zst); s3a:// and other Hadoop paths too
+  source.kind          product_json | invoice_lines | basket_lines | transactions
+  source.columns.NAME  the file's column for a canonical one (README: source kinds)
+  source.read_options  Spark reader options, e.g. sep (the CSV delimiter, default ,)
+  source.decimal       . (default; 1,050.15) or , (1.050,15)
+  source.date_formats  Spark datetime patterns; unset, slash dates are read day or month
+                       first as the values show, and refused when they cannot tell
+  source.max_rejected_share  ingest fails above this quarantined share (default 0.05)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Customer analytics on Spark: ingest sales into Delta tables, build the "
         "customer single view, segment customers and recommend products.",
+        epilog=YOUR_OWN_EXPORT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
@@ -74,13 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for job in JOBS.values():
         parents = [common, mode] if job.name == "segment" else [common]
-        jobs.add_parser(job.name, parents=parents, help=job.help, description=job.help)
+        jobs.add_parser(
+            job.name,
+            parents=parents,
+            help=job.help,
+            description=job.help,
+            epilog=YOUR_OWN_EXPORT if job.reads_source else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     stages = " -> ".join(PIPELINE_STAGES)
     pipeline = jobs.add_parser(
         "pipeline",
         parents=[common, mode],
         help=f"run every stage in order ({stages})",
         description=f"Run every stage in order: {stages}.",
+        epilog=YOUR_OWN_EXPORT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     pipeline.add_argument(
         "--skip",

@@ -4,7 +4,8 @@ validate the whole against :mod:`customer_analytics.config.schema` before any Sp
 
 Values of overrides are parsed as YAML (``--set segmentation.k=4`` gives an int). Any problem
 raises :class:`ConfigError` with one line naming where the value came from and the key, e.g.
-``conf/local.yaml: segmentation.k_min: Input should be greater than or equal to 2 (got 1)``.
+``conf/local.yaml: segmentation.k_min: Input should be greater than or equal to 2 (got 1)``
+or ``--set source.kind: Input should be ... (got 'bogus')``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from customer_analytics.core.errors import ConfigError
 
 def with_overrides(config: Config, overrides: list[str]) -> Config:
     """A validated copy of ``config`` with ``a.b=value`` overrides applied."""
-    return from_dict(apply_overrides(config.model_dump(mode="json"), overrides))
+    raw = apply_overrides(config.model_dump(mode="json"), overrides)
+    return from_dict(raw, overridden=_override_keys(overrides))
 
 
 def load(path: str | os.PathLike, overrides: list[str] | None = None) -> Config:
@@ -61,15 +63,30 @@ def load(path: str | os.PathLike, overrides: list[str] | None = None) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return from_dict(apply_overrides(raw, overrides or []), origin=path)
+    overrides = overrides or []
+    return from_dict(
+        apply_overrides(raw, overrides), origin=path, overridden=_override_keys(overrides)
+    )
 
 
-def from_dict(raw: dict[str, Any], origin: str = "configuration") -> Config:
-    """Validate a configuration mapping; raise :class:`ConfigError` naming the key at fault."""
+def from_dict(
+    raw: dict[str, Any],
+    origin: str = "configuration",
+    overridden: list[tuple[str, ...]] | None = None,
+) -> Config:
+    """
+    Validate a configuration mapping; raise :class:`ConfigError` naming the key at fault and
+    where its value came from: ``--set <key>`` for a key under one of the ``overridden`` keys
+    (as :func:`_key_parts` splits them), else ``origin``.
+    """
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{origin}: {_describe(exc)}") from None
+        raise ConfigError(_describe(exc, origin, overridden or [])) from None
+
+
+def _override_keys(overrides: list[str]) -> list[tuple[str, ...]]:
+    return [tuple(_key_parts(item.partition("=")[0].strip())) for item in overrides]
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -110,12 +127,18 @@ def _key_parts(key: str) -> list[str]:
     return parts
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, origin: str, overridden: list[tuple[str, ...]]) -> str:
     parts = []
     for error in exc.errors():
         subkey = (error.get("ctx") or {}).get("subkey")  # set by a validator of a list
         loc = [*error["loc"], subkey] if subkey else error["loc"]
         key = ".".join(str(p) for p in loc) or "(top level)"
+        path = tuple(str(p) for p in loc)
+        override = next(
+            (o for o in overridden if path[: len(o)] == o or (path and o[: len(path)] == path)),
+            None,
+        )
+        where = origin if override is None else f"--set {'.'.join(override)}"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
@@ -125,7 +148,8 @@ def _describe(exc: ValidationError) -> str:
             pass  # the message names what is wrong, and a secret is not repeated
         elif "input" in error and not isinstance(error["input"], dict | list):
             message = f"{message} (got {error['input']!r})"
-        parts.append(f"{key}: {message}")
+        named = where if override == path else f"{where}: {key}"
+        parts.append(f"{named}: {message}")
     return "; ".join(parts)
 
 

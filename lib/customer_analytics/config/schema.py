@@ -44,8 +44,11 @@ from pydantic_core import PydanticCustomError
 from customer_analytics.config.source_kinds import (
     DEFAULT_COLUMNS,
     DEFAULT_DATE_FORMATS,
+    DEFAULT_SLASH_ORDER,
     EXACT_DUPLICATE_RULE,
     OPTIONAL_EXTRA_COLUMNS,
+    SLASH_DATE_FORMATS,
+    SlashOrder,
     SourceKind,
 )
 from customer_analytics.core.columns import CUSTOMER_VALUE_COLUMNS, NUMERIC_CUSTOMER_FEATURES
@@ -179,8 +182,15 @@ class SourceConfig(_Section):
             return self.rules.exact_duplicate
         return EXACT_DUPLICATE_RULE[self.kind]
 
-    def effective_date_formats(self) -> list[str]:
-        return list(self.date_formats or DEFAULT_DATE_FORMATS[self.kind])
+    def effective_date_formats(self, slash_order: SlashOrder | None = None) -> list[str]:
+        """
+        ``date_formats`` if set; else the kind's, with the slash dates of ``slash_order``
+        (default: the kind's reference data's, :data:`DEFAULT_SLASH_ORDER`).
+        """
+        if self.date_formats:
+            return list(self.date_formats)
+        order = slash_order or DEFAULT_SLASH_ORDER[self.kind]
+        return [*DEFAULT_DATE_FORMATS[self.kind], *SLASH_DATE_FORMATS[order]]
 
 
 #: ``scheme://user:secret@host``: a URI that carries credentials.

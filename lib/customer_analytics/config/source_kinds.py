@@ -86,26 +86,32 @@ OPTIONAL_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
     "transactions": ("order_date", "store_id", "country"),
 }
 
-#: Date formats tried in order (Spark datetime patterns); the first that parses wins.
+#: Date formats tried in order (Spark datetime patterns); the first that parses wins. ISO
+#: 8601 text with a ``T`` (fractions and offsets too) is read besides these. Dates written with
+#: slashes take the formats of their order (:data:`SLASH_DATE_FORMATS`), which ingest finds
+#: from the values.
 DEFAULT_DATE_FORMATS: dict[str, list[str]] = {
-    "product_json": [
-        "yyyy-MM-dd HH:mm:ss",
-        "yyyy-MM-dd HH:mm",
-        "yyyy-MM-dd",
-        "dd/MM/yyyy HH:mm",
-        "M/d/yyyy H:mm",
-        "yyyyMMdd",
-    ],
-    "invoice_lines": [
-        "yyyy-MM-dd HH:mm:ss",
-        "yyyy-MM-dd HH:mm",
-        "yyyy-MM-dd",
-        "M/d/yyyy H:mm",
-        "dd/MM/yyyy HH:mm",
-        "yyyyMMdd",
-    ],
+    "product_json": ["yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd HH:mm", "yyyy-MM-dd", "yyyyMMdd"],
+    "invoice_lines": ["yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd HH:mm", "yyyy-MM-dd", "yyyyMMdd"],
     "basket_lines": ["yyyyMMdd", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd"],
-    "transactions": ["yyyy-MM-dd", "yyyy-MM-dd HH:mm:ss", "yyyyMMdd", "M/d/yyyy", "dd/MM/yyyy"],
+    "transactions": ["yyyy-MM-dd", "yyyy-MM-dd HH:mm:ss", "yyyyMMdd"],
+}
+
+#: ``d/M/yyyy`` or ``M/d/yyyy`` dates, with or without a time (one or two digits each).
+SlashOrder = Literal["day_first", "month_first"]
+SLASH_DATE_FORMATS: dict[str, list[str]] = {
+    "day_first": ["d/M/yyyy H:mm:ss", "d/M/yyyy H:mm", "d/M/yyyy"],
+    "month_first": ["M/d/yyyy H:mm:ss", "M/d/yyyy H:mm", "M/d/yyyy"],
+}
+
+#: The slash order of each kind's reference data (the seed writes day first, UCI Online Retail
+#: and CDNOW month first): used where the values were not looked at (``ingest.prepare`` on
+#: its own). The ingest job decides from the values, and refuses a file that cannot tell.
+DEFAULT_SLASH_ORDER: dict[str, SlashOrder] = {
+    "product_json": "day_first",
+    "invoice_lines": "month_first",
+    "basket_lines": "day_first",
+    "transactions": "month_first",
 }
 
 #: Whether rule ``exact_duplicate`` (identical input rows kept once) is on when

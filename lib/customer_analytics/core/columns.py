@@ -58,6 +58,7 @@ LINES = "lines"
 COPIES_OUT = "copies"
 SOURCE_PREFIX = "_src_"
 RULE_FLAG_PREFIX = "_fails_"
+DATE_TEXT = "_date_text"
 
 # Customer single view (table ``customer_features``, SPEC section 3)
 AS_OF = "as_of"

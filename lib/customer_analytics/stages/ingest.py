@@ -59,7 +59,7 @@ from pyspark.sql.types import (
 )
 
 from customer_analytics.config.schema import SourceConfig
-from customer_analytics.config.source_kinds import REQUIRED_COLUMNS
+from customer_analytics.config.source_kinds import DEFAULT_COLUMNS, REQUIRED_COLUMNS, SlashOrder
 from customer_analytics.core import columns as C
 from customer_analytics.core.errors import InputError
 
@@ -209,17 +209,28 @@ def identifier(column: Column, data_type) -> Column:
 EPOCH_NANOS_FROM = 10**17
 
 
+#: ISO 8601 with a ``T``: ``2011-12-09T12:50:00``, with fractions and an offset or ``Z``.
+ISO_WITH_T = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})?$"
+)
+#: A date written with slashes: two numbers of one or two digits, then the year.
+SLASH_DATE = r"^([0-9]{1,2})/([0-9]{1,2})/[0-9]{4}"
+
+
 def timestamp(column: Column, data_type, formats: list[str]) -> Column:
     """
-    A timestamp: timestamps and dates are cast, text is parsed with the first of ``formats``
-    that matches the whole value (null where none does). An integer of at least
+    A timestamp: timestamps and dates are cast, ISO 8601 text with a ``T`` is cast, other text
+    is parsed with the first of ``formats`` that matches the whole value (null where none
+    does). An integer of at least
     :data:`EPOCH_NANOS_FROM` is nanoseconds since the epoch: a pandas or pyarrow Parquet
     timestamp, which the session reads as a long (``spark.sql.legacy.parquet.nanosAsLong``).
     """
     if isinstance(data_type, TimestampType | TimestampNTZType | DateType):
         return column.cast("timestamp")
     value = trimmed_text(column)
-    parsed = F.coalesce(*[F.try_to_timestamp(value, F.lit(fmt)) for fmt in formats])
+    iso = F.when(value.rlike(ISO_WITH_T), value.try_cast("timestamp"))
+    parsed = F.coalesce(iso, *[F.try_to_timestamp(value, F.lit(fmt)) for fmt in formats])
     if isinstance(data_type, LongType):
         nanos = F.timestamp_micros(F.floor(column / 1000).cast("long"))
         return F.when(column >= EPOCH_NANOS_FROM, nanos).otherwise(parsed)
@@ -228,6 +239,94 @@ def timestamp(column: Column, data_type, formats: list[str]) -> Column:
 
 # ---------------------------------------------------------------------------------------------
 # Preparing the input
+
+
+#: What a run lacks without each optional column of a kind.
+WITHOUT_COLUMN = {
+    C.ORDER_ID: "each row is an order",
+    C.PRODUCT_NAME: "products are shown by id",
+    C.QUANTITY: "quantities are unknown",
+    C.PRODUCT_ID: "there are no product lists or basket rules",
+    C.COUNTRY: "customers have no country",
+    C.STORE_ID: "orders have no store",
+    C.DISCOUNT: "orders have no discount",
+    C.PAID_AMOUNT: "orders have no paid amount",
+    C.PRICE_SENSITIVITY: "customers have no price sensitivity",
+    C.LIFESTAGE: "customers have no life stage",
+}
+
+
+def unmapped_columns(raw: DataFrame, source: SourceConfig) -> list[str]:
+    """
+    One line per optional column the kind reads by default that the input lacks (and the
+    configuration does not map): what is lost, and the key that maps it. Columns the
+    configuration maps are checked by :func:`check_columns`.
+    """
+    present = set(raw.columns)
+    lines = []
+    for canonical, name in DEFAULT_COLUMNS[source.kind].items():
+        optional = canonical not in REQUIRED_COLUMNS[source.kind]
+        if optional and canonical not in source.columns and name not in present:
+            lines.append(
+                f"no {name!r} column ({canonical}): {WITHOUT_COLUMN[canonical]}; map it with "
+                f"source.columns.{canonical}"
+            )
+    return lines
+
+
+def slash_date_figures(raw: DataFrame, source: SourceConfig) -> DataFrame | None:
+    """
+    One row over the input's dates written with slashes (``05/03/2011 10:00``): ``dates``
+    (how many), ``first`` and ``second`` (the largest first and second number), ``low`` and
+    ``high`` (the least and greatest text, as samples). None when the date column is not text.
+    """
+    mapping = check_columns(raw, source)
+    name = mapping.get(C.ORDER_TS) or mapping.get(C.ORDER_DATE)
+    if name is None or not isinstance(raw.schema[name].dataType, StringType):
+        return None
+    text = trimmed_text(F.col(f"`{name}`"))
+    slashed = raw.select(text.alias(C.DATE_TEXT)).filter(F.col(C.DATE_TEXT).rlike(SLASH_DATE))
+
+    def number(position: int) -> Column:
+        return F.regexp_extract(C.DATE_TEXT, SLASH_DATE, position).cast("int")
+
+    return slashed.agg(
+        F.count("*").alias("dates"),
+        F.max(number(1)).alias("first"),
+        F.max(number(2)).alias("second"),
+        F.min(C.DATE_TEXT).alias("low"),
+        F.max(C.DATE_TEXT).alias("high"),
+    )
+
+
+def slash_date_order(figures, source: SourceConfig) -> SlashOrder | None:
+    """
+    How the input's slash dates read, from the collected row of :func:`slash_date_figures`:
+    a first number above 12 makes them day first, a second one above 12 month first. None
+    when there are none.
+
+    Raises
+    ------
+    InputError
+        When no number is above 12 (every date reads both ways) or both are (the input mixes
+        the two), naming ``source.date_formats`` and two sample values.
+    """
+    if figures is None or not figures["dates"]:
+        return None
+    day_first, month_first = figures["first"] > 12, figures["second"] > 12
+    if day_first != month_first:
+        return "day_first" if day_first else "month_first"
+    samples = f"{figures['low']!r} and {figures['high']!r}"
+    why = (
+        "read both day first and month first (no number above 12)"
+        if not day_first
+        else "are written day first in some rows and month first in others"
+    )
+    raise InputError(
+        f"source.path: {source.path!r}: its {figures['dates']:,} dates with slashes, such as "
+        f'{samples}, {why}; set source.date_formats, e.g. ["dd/MM/yyyy HH:mm"] or '
+        f'["MM/dd/yyyy HH:mm"]'
+    )
 
 
 def check_columns(raw: DataFrame, source: SourceConfig) -> dict[str, str]:
@@ -264,7 +363,9 @@ def check_columns(raw: DataFrame, source: SourceConfig) -> dict[str, str]:
     return {name: col for name, col in mapping.items() if col in present}
 
 
-def prepare(raw: DataFrame, source: SourceConfig) -> DataFrame:
+def prepare(
+    raw: DataFrame, source: SourceConfig, *, slash_order: SlashOrder | None = None
+) -> DataFrame:
     """
     Map, deduplicate, parse and tag the input rows.
 
@@ -274,6 +375,10 @@ def prepare(raw: DataFrame, source: SourceConfig) -> DataFrame:
         The source file as read, with the kind's columns (see ``source_kinds.DEFAULT_COLUMNS``).
     source : SourceConfig
         Kind, column mapping, date formats and rule switches.
+    slash_order : {"day_first", "month_first"}, optional
+        How dates written with slashes read (:func:`slash_date_order` finds it from the
+        values); by default the kind's reference data's. Unused when ``source.date_formats``
+        is set.
 
     Returns
     -------
@@ -293,6 +398,9 @@ def prepare(raw: DataFrame, source: SourceConfig) -> DataFrame:
         A required or explicitly mapped column is missing.
     """
     checked = check_columns(raw, source)
+    if slash_order is not None:
+        formats = source.effective_date_formats(slash_order)
+        source = source.model_copy(update={"date_formats": formats})
     originals = raw.columns
     # Source names may equal canonical ones (customer_id, discount): work on positional names.
     positional = {name: f"{C.SOURCE_PREFIX}{i}" for i, name in enumerate(originals)}
