@@ -1394,3 +1394,71 @@ def test_optional_columns_the_input_lacks_are_named_with_the_key_that_maps_them(
         "source.columns.country",
     ]
     assert ingest.unmapped_columns(frame(spark, [GOOD_IL], IL_DDL), source(IL)) == []
+
+
+IL_HEADER = "InvoiceNo;StockCode;Description;Quantity;InvoiceDate;UnitPrice;CustomerID;Country\n"
+
+
+def _il_ingest(path: Path, warehouse: Path, *more: str) -> list[str]:
+    args = ["ingest", "--set", f"source.path={path}", "--set", "source.kind=invoice_lines"]
+    for value in (f"warehouse.path={warehouse}", "warehouse.delta=deltalake", *more):
+        args += ["--set", value]
+    return args
+
+
+def test_cli_reads_a_day_first_file_and_refuses_one_that_reads_both_ways(
+    spark, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(REPO)
+    decided = tmp_path / "decided.csv"
+    decided.write_text(
+        IL_HEADER
+        + "1;A;Lamp;1;13/08/2011 10:00;2.5;17850;UK\n2;B;Mug;1;01/09/2011 09:00;1;17850;UK\n"
+    )
+    ambiguous = tmp_path / "ambiguous.csv"
+    ambiguous.write_text(
+        IL_HEADER
+        + "1;A;Lamp;1;05/08/2011 10:00;2.5;17850;UK\n2;B;Mug;1;01/09/2011 09:00;1;17850;UK\n"
+    )
+    sep = "source.read_options.sep=;"
+
+    read = cli.main(_il_ingest(decided, tmp_path / "wh1", sep))
+    capsys.readouterr()
+    refused = cli.main(_il_ingest(ambiguous, tmp_path / "wh2", sep))
+    err = capsys.readouterr().err.strip().splitlines()
+    told = cli.main(
+        _il_ingest(ambiguous, tmp_path / "wh3", sep, 'source.date_formats=["dd/MM/yyyy HH:mm"]')
+    )
+
+    assert (read, refused, told) == (0, 2, 0)
+    dates = read_table(spark, str(tmp_path / "wh1" / "orders")).select("order_id", "order_date")
+    assert sorted((r.order_id, r.order_date) for r in dates.collect()) == [
+        ("1", date(2011, 8, 13)),
+        ("2", date(2011, 9, 1)),
+    ]
+    assert len(err) == 1 and "read both day first and month first" in err[0]
+    assert "'01/09/2011 09:00' and '05/08/2011 10:00'" in err[0]
+    assert not (tmp_path / "wh2" / "orders").exists()
+
+
+def test_cli_names_the_optional_columns_a_renamed_export_lacks(
+    spark, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(REPO)
+    path = tmp_path / "renamed.csv"
+    path.write_text(
+        "Invoice,StockCode,Quantity,InvoiceDate,Price,Customer\n1,A,2,2011-08-13,2.5,17850\n"
+    )
+    mapping = "source.columns={order_id: Invoice, unit_price: Price, customer_id: Customer}"
+
+    assert cli.main(_il_ingest(path, tmp_path / "wh", mapping)) == 0
+
+    said = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("[ingest] no ")
+    ]
+    assert said == [
+        "[ingest] no 'Description' column (product_name): products are shown by id; map it with "
+        "source.columns.product_name",
+        "[ingest] no 'Country' column (country): customers have no country; map it with "
+        "source.columns.country",
+    ]
