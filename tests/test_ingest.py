@@ -580,17 +580,17 @@ def test_slash_dates_read_in_the_order_given_and_only_in_it(spark):
 def test_the_slash_order_is_the_one_a_number_above_12_decides(spark, dates, order):
     raw = _slash_dates(spark, *dates)
 
-    figures = ingest.slash_date_figures(raw, source(IL))
+    figures = ingest.slash_date_figures(raw, source(IL)).collect()
 
-    assert ingest.slash_date_order(figures.first(), source(IL)) == order
+    assert ingest.slash_date_order(figures) == order
 
 
 def test_slash_dates_that_read_both_ways_are_refused_with_two_samples(spark):
     raw = _slash_dates(spark, "05/03/2011 10:00", "12/11/2011 09:30", "01/02/2011 8:00")
-    figures = ingest.slash_date_figures(raw, source(IL)).first()
+    figures = ingest.slash_date_figures(raw, source(IL)).collect()
 
     with pytest.raises(InputError) as refused:
-        ingest.slash_date_order(figures, source(IL))
+        ingest.slash_date_order(figures)
 
     assert str(refused.value) == (
         "source.path: 'inline': its 3 dates with slashes, such as '01/02/2011 8:00' and "
@@ -601,10 +601,28 @@ def test_slash_dates_that_read_both_ways_are_refused_with_two_samples(spark):
 
 def test_slash_dates_written_both_ways_are_refused(spark):
     raw = _slash_dates(spark, "13/08/2011 10:00", "12/31/2011 09:30")
-    figures = ingest.slash_date_figures(raw, source(IL)).first()
+    figures = ingest.slash_date_figures(raw, source(IL)).collect()
 
     with pytest.raises(InputError, match="day first in some rows and month first in others"):
-        ingest.slash_date_order(figures, source(IL))
+        ingest.slash_date_order(figures)
+
+
+def test_each_file_decides_for_itself_and_files_that_disagree_are_refused(spark):
+    lines = [
+        ("a.csv", "13/08/2011 10:00"),  # day first
+        ("a.csv", "01/09/2011 09:00"),
+        ("b.csv", "2011-08-13 10:00:00"),  # no slashes: no say
+        ("c.csv", "08/14/2011 10:00"),  # month first
+    ]
+    raw = frame(spark, [(*il_row(InvoiceDate=d), f) for f, d in lines], f"{IL_DDL}, file string")
+
+    def order_of(rows):
+        figures = ingest.slash_date_figures(rows, source(IL), file=F.col("file"))
+        return ingest.slash_date_order(figures.collect())
+
+    assert order_of(raw.filter("file != 'c.csv'")) == "day_first"
+    with pytest.raises(InputError, match=r"'a.csv'.* are day first, and those of 'c.csv' month"):
+        order_of(raw)
 
 
 def test_a_date_column_that_is_not_text_has_no_slash_figures(spark):

@@ -170,8 +170,10 @@ def run_ingest(ctx: JobContext, summary: StageSummary) -> None:
         ctx.progress.say(f"[ingest] {line}")
     slash_order = None
     if source.date_formats is None:
-        figures = ingest.slash_date_figures(raw, source)
-        slash_order = ingest.slash_date_order(figures and figures.first(), source)
+        file = F.col("_metadata.file_path")  # a file source's hidden column
+        figures = ingest.slash_date_figures(raw, source, file=file)
+        # one row per file with dates written with slashes
+        slash_order = ingest.slash_date_order(figures.collect() if figures else [])
     # On disk, not in the heap: at 10M rows the cached frame left the orders aggregation too
     # little of a 4g heap (OutOfMemoryError); at 2.4M rows disk was no slower.
     with Persisted(StorageLevel.DISK_ONLY) as persisted:

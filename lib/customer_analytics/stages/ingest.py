@@ -274,23 +274,29 @@ def unmapped_columns(raw: DataFrame, source: SourceConfig) -> list[str]:
     return lines
 
 
-def slash_date_figures(raw: DataFrame, source: SourceConfig) -> DataFrame | None:
+def slash_date_figures(
+    raw: DataFrame, source: SourceConfig, *, file: Column | None = None
+) -> DataFrame | None:
     """
-    One row over the input's dates written with slashes (``05/03/2011 10:00``): ``dates``
-    (how many), ``first`` and ``second`` (the largest first and second number), ``low`` and
-    ``high`` (the least and greatest text, as samples). None when the date column is not text.
+    One row per input file (per ``file``, e.g. ``_metadata.file_path`` of a file source; one
+    row for the whole input without it) over its dates written with slashes
+    (``05/03/2011 10:00``): ``file``, ``dates`` (how many), ``first`` and ``second`` (the
+    largest first and second number), ``low`` and ``high`` (the least and greatest text, as
+    samples). Files without such a date have no row. None when the date column is not text.
     """
     mapping = check_columns(raw, source)
     name = mapping.get(C.ORDER_TS) or mapping.get(C.ORDER_DATE)
     if name is None or not isinstance(raw.schema[name].dataType, StringType):
         return None
     text = trimmed_text(F.col(f"`{name}`"))
-    slashed = raw.select(text.alias(C.DATE_TEXT)).filter(F.col(C.DATE_TEXT).rlike(SLASH_DATE))
+    slashed = raw.select(
+        (F.lit(source.path) if file is None else file).alias("file"), text.alias(C.DATE_TEXT)
+    ).filter(F.col(C.DATE_TEXT).rlike(SLASH_DATE))
 
     def number(position: int) -> Column:
         return F.regexp_extract(C.DATE_TEXT, SLASH_DATE, position).cast("int")
 
-    return slashed.agg(
+    return slashed.groupBy("file").agg(
         F.count("*").alias("dates"),
         F.max(number(1)).alias("first"),
         F.max(number(2)).alias("second"),
@@ -299,33 +305,43 @@ def slash_date_figures(raw: DataFrame, source: SourceConfig) -> DataFrame | None
     )
 
 
-def slash_date_order(figures, source: SourceConfig) -> SlashOrder | None:
+def slash_date_order(files: list) -> SlashOrder | None:
     """
-    How the input's slash dates read, from the collected row of :func:`slash_date_figures`:
-    a first number above 12 makes them day first, a second one above 12 month first. None
-    when there are none.
+    How the input's slash dates read, from the collected rows of :func:`slash_date_figures`:
+    in each file, a first number above 12 makes them day first, a second one above 12 month
+    first. None when there are none.
 
     Raises
     ------
     InputError
-        When no number is above 12 (every date reads both ways) or both are (the input mixes
-        the two), naming ``source.date_formats`` and two sample values.
+        When a file cannot tell (no number above 12: every date reads both ways), mixes the
+        two (both are), or two files disagree: naming the file, two sample values and
+        ``source.date_formats``.
     """
-    if figures is None or not figures["dates"]:
-        return None
-    day_first, month_first = figures["first"] > 12, figures["second"] > 12
-    if day_first != month_first:
-        return "day_first" if day_first else "month_first"
-    samples = f"{figures['low']!r} and {figures['high']!r}"
-    why = (
-        "read both day first and month first (no number above 12)"
-        if not day_first
-        else "are written day first in some rows and month first in others"
-    )
-    raise InputError(
-        f"source.path: {source.path!r}: its {figures['dates']:,} dates with slashes, such as "
-        f'{samples}, {why}; set source.date_formats, e.g. ["dd/MM/yyyy HH:mm"] or '
-        f'["MM/dd/yyyy HH:mm"]'
+    orders: dict[str, str] = {}
+    for figures in sorted(files, key=lambda row: row["file"]):
+        day_first, month_first = figures["first"] > 12, figures["second"] > 12
+        if day_first == month_first:
+            why = (
+                "read both day first and month first (no number above 12)"
+                if not day_first
+                else "are written day first in some rows and month first in others"
+            )
+            raise InputError(_date_problem(figures, why))
+        orders.setdefault("day_first" if day_first else "month_first", figures)
+    if len(orders) > 1:
+        day, month = orders["day_first"], orders["month_first"]
+        raise InputError(
+            _date_problem(day, f"are day first, and those of {month['file']!r} month first")
+        )
+    return next(iter(orders), None)
+
+
+def _date_problem(figures, why: str) -> str:
+    return (
+        f"source.path: {figures['file']!r}: its {figures['dates']:,} dates with slashes, such "
+        f"as {figures['low']!r} and {figures['high']!r}, {why}; set source.date_formats, e.g. "
+        '["dd/MM/yyyy HH:mm"] or ["MM/dd/yyyy HH:mm"]'
     )
 
 
