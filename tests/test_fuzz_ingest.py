@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from customer_analytics.config.schema import SourceConfig
 from customer_analytics.core.errors import InputError
 from customer_analytics.io.sources import read_source
-from customer_analytics.stages import ingest
+from customer_analytics.stages import ingest, reconciliation
 from tests.helpers import RETAIL_HEADER
 
 SEED = int(os.environ.get("FUZZ_SEED", "17"))
@@ -235,8 +235,10 @@ def outcome(spark, kind: str, path) -> tuple[str, object]:
     source = SourceConfig(kind=kind, path=str(path))
     try:
         raw = read_source(spark, source)
-        counts = ingest.reconciliation_counts(ingest.prepare(raw, source)).collect()
-        return "read", ingest.Reconciliation.from_counts(kind, counts, input_rows=raw.count())
+        counts = reconciliation.reconciliation_counts(ingest.prepare(raw, source)).collect()
+        return "read", reconciliation.Reconciliation.from_counts(
+            kind, counts, input_rows=raw.count()
+        )
     except InputError as exc:
         return "refused", str(exc)
 

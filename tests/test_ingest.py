@@ -23,7 +23,7 @@ from customer_analytics.config.schema import IngestRules, SourceConfig
 from customer_analytics.core.errors import InputError
 from customer_analytics.io.sources import read_source
 from customer_analytics.io.tables import read_table
-from customer_analytics.stages import ingest
+from customer_analytics.stages import ingest, reconciliation, source_values
 from tests.conftest import REPO
 from tests.helpers import assert_close, assert_equal, frame
 
@@ -83,10 +83,10 @@ def prepare(raw: DataFrame, kind: str, **kwargs) -> DataFrame:
     return ingest.prepare(raw, source(kind, **kwargs))
 
 
-def reconcile(raw: DataFrame, prepared: DataFrame) -> ingest.Reconciliation:
+def reconcile(raw: DataFrame, prepared: DataFrame) -> reconciliation.Reconciliation:
     """As the ingest job does: the parts counted on ``prepared``, the input counted on ``raw``."""
-    counts = ingest.reconciliation_counts(prepared).collect()
-    return ingest.Reconciliation.from_counts("test", counts, input_rows=raw.count())
+    counts = reconciliation.reconciliation_counts(prepared).collect()
+    return reconciliation.Reconciliation.from_counts("test", counts, input_rows=raw.count())
 
 
 def reasons(prepared: DataFrame) -> DataFrame:
@@ -784,7 +784,7 @@ def test_reconciliation_is_unbalanced_when_an_input_row_is_not_accounted_for(spa
 
 
 def test_reconciliation_is_unbalanced_when_a_count_is_off():
-    recon = ingest.Reconciliation("s", 10, 5, 5, {"bad_date": 2}, {"exact_duplicate": 2})
+    recon = reconciliation.Reconciliation("s", 10, 5, 5, {"bad_date": 2}, {"exact_duplicate": 2})
     assert not recon.balanced  # 5 + 2 + 2 = 9, not 10
 
 
@@ -1261,7 +1261,7 @@ def test_a_purchase_without_a_quantity_is_an_order_of_unknown_item_count(spark):
 
 
 def test_a_run_that_accepts_no_row_is_refused_with_its_commonest_reasons():
-    recon = ingest.Reconciliation(
+    recon = reconciliation.Reconciliation(
         "s",
         5,
         0,
@@ -1283,7 +1283,7 @@ def test_a_run_that_accepts_no_row_is_refused_with_its_commonest_reasons():
 
 def test_a_rejected_share_above_the_limit_is_refused_and_one_at_the_limit_passes():
     # 100 rows, 5 quarantined: 5% passes at 0.05 and fails at 0.04
-    recon = ingest.Reconciliation("s", 100, 95, 95, {"bad_date": 5}, {}, {})
+    recon = reconciliation.Reconciliation("s", 100, 95, 95, {"bad_date": 5}, {}, {})
 
     assert recon.require_accepted(0.05, path="x.csv") is recon
     with pytest.raises(
@@ -1335,7 +1335,9 @@ def test_numbers_read_thousands_separators_and_the_configured_decimal_mark(
 ):
     values = frame(spark, [(i, t) for i, t in enumerate(texts)], "i int, text string")
 
-    read = values.select("i", ingest.as_double(F.col("text"), StringType(), decimal).alias("n"))
+    read = values.select(
+        "i", source_values.as_double(F.col("text"), StringType(), decimal).alias("n")
+    )
 
     assert [row.n for row in read.orderBy("i").collect()] == expected
 

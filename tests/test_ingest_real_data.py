@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from customer_analytics.config.schema import IngestRules, SourceConfig
 from customer_analytics.io.sources import read_source
-from customer_analytics.stages import ingest
+from customer_analytics.stages import ingest, reconciliation
 from tests.conftest import shared_file
 from tests.helpers import assert_equal
 
@@ -29,7 +29,7 @@ class Ingested:
     raw: DataFrame
     prepared: DataFrame
     orders: DataFrame
-    recon: ingest.Reconciliation
+    recon: reconciliation.Reconciliation
 
     def release(self) -> None:
         self.orders.unpersist()
@@ -40,8 +40,8 @@ def ingest_file(spark: SparkSession, name: str, kind: str, **options) -> Ingeste
     cfg = SourceConfig(kind=kind, path=str(shared_file(name)), **options)
     raw = read_source(spark, cfg)
     prepared = ingest.prepare(raw, cfg).persist(StorageLevel.MEMORY_AND_DISK)
-    recon = ingest.Reconciliation.from_counts(
-        kind, ingest.reconciliation_counts(prepared).collect(), input_rows=raw.count()
+    recon = reconciliation.Reconciliation.from_counts(
+        kind, reconciliation.reconciliation_counts(prepared).collect(), input_rows=raw.count()
     )
     orders = ingest.orders(prepared, with_attributes=True).persist(StorageLevel.MEMORY_AND_DISK)
     return Ingested(raw, prepared, orders, recon)

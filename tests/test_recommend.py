@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from customer_analytics.config.schema import ExcludePeriod, RecommendConfig
 from customer_analytics.core import columns as C
 from customer_analytics.core.errors import InputError
+from customer_analytics.stages import basket_rules as baskets
 from customer_analytics.stages import recommend as rec
 from customer_analytics.stages.evaluation import (
     customer_sample,
@@ -476,7 +477,7 @@ def _baskets(spark, baskets: dict[str, str]):
     )
 
 
-@pytest.mark.parametrize("engine", rec.RULES_ENGINES)
+@pytest.mark.parametrize("engine", baskets.RULES_ENGINES)
 def test_basket_rules_match_hand_counted_support_confidence_and_lift(spark, engine):
     # 5 orders: {a b c} {a b} {a c} {b} {a b} (o5 has a twice). Support: a 4/5, b 4/5, c 2/5,
     # ab 3/5, ac 2/5, bc 1/5. With support >= 0.4 and confidence >= 0.6:
@@ -491,7 +492,7 @@ def test_basket_rules_match_hand_counted_support_confidence_and_lift(spark, engi
         RULES_SCHEMA,
     )
 
-    rules = rec.basket_rules(lines, engine=engine, min_support=0.4, min_confidence=0.6)
+    rules = baskets.basket_rules(lines, engine=engine, min_support=0.4, min_confidence=0.6)
 
     assert_approx_df_equality(rules, expected, 1e-9, ignore_row_order=True, ignore_nullable=True)
 
@@ -505,8 +506,8 @@ def test_pair_rules_leave_out_the_rules_of_two_products_that_fpgrowth_finds(spar
     triples = [(["a", "c"], "b", 0.5, 1.0, 4 / 3), (["b", "c"], "a", 0.5, 1.0, 4 / 3)]
 
     found = {
-        engine: rec.basket_rules(lines, engine=engine, min_support=0.5, min_confidence=0.9)
-        for engine in rec.RULES_ENGINES
+        engine: baskets.basket_rules(lines, engine=engine, min_support=0.5, min_confidence=0.9)
+        for engine in baskets.RULES_ENGINES
     }
 
     assert_approx_df_equality(
@@ -534,7 +535,7 @@ def test_pair_rules_finish_on_baskets_that_hold_the_same_forty_products(spark):
         spark, [(f"o{o}", f"c{o % 7}", D, p, 1.0, 1.0) for o in range(80) for p in products]
     )
 
-    rules = rec.basket_rules(lines, engine="pairs", min_support=0.01, min_confidence=0.2)
+    rules = baskets.basket_rules(lines, engine="pairs", min_support=0.01, min_confidence=0.2)
 
     found = rules.select(
         F.count("*"),
@@ -554,9 +555,9 @@ def test_the_largest_frequent_basket_counts_only_frequent_products(spark):
     # frequent products are a b c: o1 holds 3 of them (d is not frequent); at 0.9 only a.
     lines = _baskets(spark, {"o1": "abcd", "o2": "ab", "o3": "ac", "o4": "a"})
 
-    at_half = rec.largest_frequent_basket(lines, min_support=0.5).first()[0]
-    at_most = rec.largest_frequent_basket(lines, min_support=0.9).first()[0]
-    nothing = rec.largest_frequent_basket(lines.limit(0), min_support=0.5).first()[0]
+    at_half = baskets.largest_frequent_basket(lines, min_support=0.5).first()[0]
+    at_most = baskets.largest_frequent_basket(lines, min_support=0.9).first()[0]
+    nothing = baskets.largest_frequent_basket(lines.limit(0), min_support=0.5).first()[0]
 
     assert (at_half, at_most, nothing) == (3, 1, 0)
 
@@ -564,9 +565,9 @@ def test_the_largest_frequent_basket_counts_only_frequent_products(spark):
 def test_basket_rules_reject_a_support_outside_0_1_and_an_unknown_engine(spark):
     lines = _lines(spark, [("o1", "c1", D, "a", 1.0, 1.0)])
     with pytest.raises(ValueError, match="min_support must be in"):
-        rec.basket_rules(lines, engine="pairs", min_support=0.0, min_confidence=0.5)
+        baskets.basket_rules(lines, engine="pairs", min_support=0.0, min_confidence=0.5)
     with pytest.raises(ValueError, match="engine must be one of"):
-        rec.basket_rules(lines, engine="apriori", min_support=0.5, min_confidence=0.5)
+        baskets.basket_rules(lines, engine="apriori", min_support=0.5, min_confidence=0.5)
 
 
 def _purchases(spark, baskets: dict[str, str], **settings):
@@ -602,7 +603,7 @@ def test_no_basket_rules_are_computed_when_they_are_switched_off(spark):
 
     rules = purchases.basket_rules()
 
-    assert rules.columns == list(rec.RULE_COLUMNS)
+    assert rules.columns == list(baskets.RULE_COLUMNS)
     assert rules.count() == 0
 
 

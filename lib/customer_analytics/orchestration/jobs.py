@@ -34,6 +34,7 @@ from customer_analytics.stages import (
     features,
     ingest,
     migration,
+    reconciliation,
     segmentation,
 )
 from customer_analytics.stages.evaluation import EvaluationPlan
@@ -178,9 +179,11 @@ def run_ingest(ctx: JobContext, summary: StageSummary) -> None:
     # little of a 4g heap (OutOfMemoryError); at 2.4M rows disk was no slower.
     with Persisted(StorageLevel.DISK_ONLY) as persisted:
         prepared = persisted.keep(ingest.prepare(raw, source, slash_order=slash_order))
-        counts = ingest.reconciliation_counts(prepared).collect()
+        counts = reconciliation.reconciliation_counts(prepared).collect()
         recon = (
-            ingest.Reconciliation.from_counts(source.source_name(), counts, input_rows=raw.count())
+            reconciliation.Reconciliation.from_counts(
+                source.source_name(), counts, input_rows=raw.count()
+            )
             .require_balanced()
             .require_accepted(source.max_rejected_share, path=source.path)
         )

@@ -11,7 +11,8 @@ The flow is one pass over the input:
    ends up with the same frame: order-level columns plus ``_items``, an array of its product
    lines (one element for the line sources), so everything after it is kind-independent.
 2. :func:`order_lines`, :func:`orders`, :func:`customers`, :func:`quarantine` and
-   :func:`reconciliation` derive the tables from that frame (persist it once in the job).
+   :mod:`~customer_analytics.stages.reconciliation` derive the tables and the counts from
+   that frame (persist it once in the job).
 
 Rules and their reason codes, in the order they are tried (the first that fails is the
 reason; ``detail`` says what was wrong):
@@ -39,7 +40,7 @@ stages, not here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from pyspark.sql import Column, DataFrame, Window
@@ -47,14 +48,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BooleanType,
     DateType,
-    DecimalType,
     DoubleType,
-    FloatType,
-    LongType,
     StringType,
     StructField,
     StructType,
-    TimestampNTZType,
     TimestampType,
 )
 
@@ -62,6 +59,14 @@ from customer_analytics.config.schema import SourceConfig
 from customer_analytics.config.source_kinds import DEFAULT_COLUMNS, REQUIRED_COLUMNS, SlashOrder
 from customer_analytics.core import columns as C
 from customer_analytics.core.errors import InputError
+from customer_analytics.stages.source_values import (
+    SLASH_DATE,
+    as_double,
+    identifier,
+    number_problem,
+    timestamp,
+    trimmed_text,
+)
 
 #: Every reason code a quarantined row can carry, in the order the rules are tried.
 QUARANTINE_REASONS = (
@@ -76,8 +81,6 @@ QUARANTINE_REASONS = (
     "bad_date",
 )
 EXCLUSION_RULES = ("exact_duplicate",)
-
-ACCEPTED, QUARANTINED, EXCLUDED = "accepted", "quarantined", "excluded"
 
 #: The JSON items of ``product_json`` as ``from_json`` reads them.
 PRODUCT_JSON_SCHEMA = (
@@ -99,17 +102,6 @@ ORDER_LINES_SCHEMA = StructType(
         StructField(C.UNIT_PRICE, DoubleType(), True),
         StructField(C.LINE_AMOUNT, DoubleType(), True),
         StructField(C.IS_RETURN, BooleanType(), True),
-    ]
-)
-
-RECONCILIATION_SCHEMA = StructType(
-    [
-        StructField(C.RUN_ID, StringType(), False),
-        StructField(C.SOURCE, StringType(), False),
-        StructField(C.CATEGORY, StringType(), False),
-        StructField(C.REASON, StringType(), True),
-        StructField(C.ROWS, LongType(), False),
-        StructField(C.LINES, LongType(), True),
     ]
 )
 
@@ -143,98 +135,6 @@ class _Rule:
     code: str
     fails: Column
     detail: Column
-
-
-# ---------------------------------------------------------------------------------------------
-# Column helpers (Column -> Column)
-
-
-def trimmed_text(column: Column) -> Column:
-    """Trimmed string, empty -> null."""
-    trimmed = F.trim(column.cast("string"))
-    return F.when(trimmed != "", trimmed)
-
-
-#: A number with thousands separators, per decimal mark: ``1,296`` and ``1,050.15`` for ``.``;
-#: ``1.296``, ``1 296`` and ``1.050,15`` for ``,``. Groups of exactly three digits, so that
-#: ``2,55`` is never read as 255.
-GROUPED_NUMBER = {
-    ".": r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$",
-    ",": r"^[+-]?[0-9]{1,3}([. ][0-9]{3})+(,[0-9]*)?$",
-}
-
-
-def as_double(column: Column, data_type, decimal: str = ".") -> Column:
-    """
-    A double, or null where the value is not a number (never an error). Text may carry
-    thousands separators, and with ``decimal`` ``,`` a decimal comma (:data:`GROUPED_NUMBER`).
-    """
-    if not isinstance(data_type, StringType):
-        return column.try_cast("double")
-    text = trimmed_text(column)
-    separators = "," if decimal == "." else "[. ]"
-    plain = F.when(
-        text.rlike(GROUPED_NUMBER[decimal]), F.regexp_replace(text, separators, "")
-    ).otherwise(text)
-    if decimal == ",":
-        plain = F.when(~plain.contains("."), F.regexp_replace(plain, ",", "."))
-    return plain.try_cast("double")
-
-
-def number_problem(column: Column, data_type, decimal: str, otherwise: str) -> Column:
-    """
-    The detail of a rule on a number read by :func:`as_double`: ``not a number: '<text>'``
-    where the source holds text that is not one, else ``otherwise``.
-    """
-    if not isinstance(data_type, StringType):
-        return F.lit(otherwise)
-    text = trimmed_text(column)
-    unreadable = text.isNotNull() & as_double(column, data_type, decimal).isNull()
-    return F.when(
-        unreadable, F.concat(F.lit("not a number: '"), F.substring(text, 1, 40), F.lit("'"))
-    ).otherwise(F.lit(otherwise))
-
-
-def identifier(column: Column, data_type) -> Column:
-    """An id as a string; integral floats (pandas' ``17850.0``) lose their ``.0``."""
-    if isinstance(data_type, DoubleType | FloatType | DecimalType):
-        return F.when(column == F.floor(column), column.cast("long").cast("string")).otherwise(
-            trimmed_text(column)
-        )
-    return trimmed_text(column)
-
-
-#: The smallest nanoseconds since the epoch taken for a timestamp (1973-03-03): below it an
-#: integer is a number (``20110630``, epoch seconds), parsed as text with the date formats.
-EPOCH_NANOS_FROM = 10**17
-
-
-#: ISO 8601 with a ``T``: ``2011-12-09T12:50:00``, with fractions and an offset or ``Z``.
-ISO_WITH_T = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
-    r"(Z|[+-][0-9]{2}:?[0-9]{2})?$"
-)
-#: A date written with slashes: two numbers of one or two digits, then the year.
-SLASH_DATE = r"^([0-9]{1,2})/([0-9]{1,2})/[0-9]{4}"
-
-
-def timestamp(column: Column, data_type, formats: list[str]) -> Column:
-    """
-    A timestamp: timestamps and dates are cast, ISO 8601 text with a ``T`` is cast, other text
-    is parsed with the first of ``formats`` that matches the whole value (null where none
-    does). An integer of at least
-    :data:`EPOCH_NANOS_FROM` is nanoseconds since the epoch: a pandas or pyarrow Parquet
-    timestamp, which the session reads as a long (``spark.sql.legacy.parquet.nanosAsLong``).
-    """
-    if isinstance(data_type, TimestampType | TimestampNTZType | DateType):
-        return column.cast("timestamp")
-    value = trimmed_text(column)
-    iso = F.when(value.rlike(ISO_WITH_T), value.try_cast("timestamp"))
-    parsed = F.coalesce(iso, *[F.try_to_timestamp(value, F.lit(fmt)) for fmt in formats])
-    if isinstance(data_type, LongType):
-        nanos = F.timestamp_micros(F.floor(column / 1000).cast("long"))
-        return F.when(column >= EPOCH_NANOS_FROM, nanos).otherwise(parsed)
-    return parsed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -897,143 +797,3 @@ def quarantine(prepared: DataFrame, run_id: str, ingested_at: datetime) -> DataF
         F.lit(run_id).alias(C.RUN_ID),
         F.lit(ingested_at).cast("timestamp").alias(C.INGESTED_AT),
     )
-
-
-def reconciliation_counts(prepared: DataFrame) -> DataFrame:
-    """
-    The counts of one aggregation over the prepared rows, per ``reason`` (null = accepted):
-    ``distinct_rows``, ``duplicate_rows`` (input rows beyond the first of identical ones),
-    ``lines`` and ``sample`` (one ``detail`` of the reason, the least). Small: one row per
-    reason.
-    """
-    return prepared.groupBy(C.REASON).agg(
-        F.count(F.lit(1)).alias("distinct_rows"),
-        F.sum(F.col(C.COPIES) - 1).alias("duplicate_rows"),
-        F.sum(F.when(F.col(C.REASON).isNull(), F.col(C.LINE_COUNT))).alias("lines"),
-        F.min(C.DETAIL).alias("sample"),
-    )
-
-
-@dataclass(frozen=True)
-class Reconciliation:
-    """Input rows = accepted + quarantined (by reason) + excluded (by rule)."""
-
-    source: str
-    input_rows: int
-    accepted_rows: int
-    lines_written: int
-    quarantined: dict[str, int]
-    excluded: dict[str, int]
-    #: One ``detail`` of each quarantine reason, to show what was wrong.
-    samples: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_counts(
-        cls, source: str, counts: list, input_rows: int | None = None
-    ) -> Reconciliation:
-        """
-        Build from the collected rows of :func:`reconciliation_counts` and the input's row
-        count, counted on its own (``input_rows``; without it the parts' sum is assumed, and
-        :attr:`balanced` says nothing).
-        """
-        quarantined: dict[str, int] = {}
-        samples: dict[str, str] = {}
-        accepted_rows = lines = duplicates = 0
-        for row in counts:
-            duplicates += int(row["duplicate_rows"] or 0)
-            if row[C.REASON] is None:
-                accepted_rows = int(row["distinct_rows"])
-                lines = int(row["lines"] or 0)
-            else:
-                quarantined[row[C.REASON]] = int(row["distinct_rows"])
-                if "sample" in row.asDict() and row["sample"] is not None:
-                    samples[row[C.REASON]] = row["sample"]
-        excluded = {"exact_duplicate": duplicates} if duplicates else {}
-        total = accepted_rows + sum(quarantined.values()) + duplicates
-        if input_rows is not None:
-            total = input_rows
-        return cls(
-            source,
-            total,
-            accepted_rows,
-            lines,
-            dict(sorted(quarantined.items())),
-            excluded,
-            samples,
-        )
-
-    @property
-    def balanced(self) -> bool:
-        parts = self.accepted_rows + sum(self.quarantined.values()) + sum(self.excluded.values())
-        return parts == self.input_rows
-
-    def require_balanced(self) -> Reconciliation:
-        """``self`` when input rows = accepted + quarantined + excluded; else nothing is written."""
-        if not self.balanced:
-            raise RuntimeError(f"ingest does not reconcile, nothing written: {self}")
-        return self
-
-    def require_accepted(self, max_rejected_share: float, *, path: str) -> Reconciliation:
-        """
-        ``self`` when some row was accepted and at most ``max_rejected_share`` of the input
-        rows were quarantined; else nothing may be written as current. ``path`` names the
-        input in the message.
-
-        Raises
-        ------
-        InputError
-            Naming the share, the setting and the top reasons with a sample of each.
-        """
-        rejected = sum(self.quarantined.values())
-        if self.accepted_rows == 0:
-            raise InputError(
-                f"ingest accepted none of the {self.input_rows:,} input rows of {path}, "
-                f"nothing written: {self.top_reasons()}"
-            )
-        share = rejected / self.input_rows
-        if share > max_rejected_share:
-            raise InputError(
-                f"ingest quarantined {rejected:,} of the {self.input_rows:,} input rows of "
-                f"{path} ({share:.1%}), more than source.max_rejected_share "
-                f"({max_rejected_share:g}), nothing written: {self.top_reasons()}"
-            )
-        return self
-
-    def top_reasons(self, limit: int = 3) -> str:
-        """The commonest quarantine reasons with their counts and a sample detail, in a line."""
-        ranked = sorted(self.quarantined.items(), key=lambda item: (-item[1], item[0]))[:limit]
-        parts = []
-        for reason, count in ranked:
-            sample = self.samples.get(reason)
-            parts.append(f"{reason} {count:,}" + (f" (e.g. {sample})" if sample else ""))
-        return "; ".join(parts) if parts else "no rows"
-
-    def require_written(self, lines: int) -> Reconciliation:
-        """``self`` when ``lines`` order lines were written, as many as the accepted rows hold."""
-        if lines != self.lines_written:
-            raise RuntimeError(f"ingest does not reconcile: {self} but {lines} lines were written")
-        return self
-
-    def frame(self, spark, run_id: str) -> DataFrame:
-        """Table ``ingest_reconciliation``'s rows of this run."""
-        return spark.createDataFrame(self.rows(run_id), RECONCILIATION_SCHEMA)
-
-    def rows(self, run_id: str) -> list[tuple]:
-        result = [(run_id, self.source, ACCEPTED, None, self.accepted_rows, self.lines_written)]
-        result += [
-            (run_id, self.source, QUARANTINED, r, n, None) for r, n in self.quarantined.items()
-        ]
-        result += [(run_id, self.source, EXCLUDED, r, n, None) for r, n in self.excluded.items()]
-        return result
-
-    def lines(self) -> list[str]:
-        """A small table for the console."""
-        rows = [
-            ("input rows", self.input_rows, ""),
-            ("accepted", self.accepted_rows, f"  ({self.lines_written:,} lines)"),
-        ]
-        rows += [(f"quarantined {r}", n, "") for r, n in self.quarantined.items()]
-        rows += [(f"excluded {r}", n, "") for r, n in self.excluded.items()]
-        width = max(len(label) for label, _, _ in rows)
-        out = [f"  {label:<{width}} {n:>12,}{note}" for label, n, note in rows]
-        return out
