@@ -112,3 +112,16 @@ def test_a_file_read_as_parquet_that_is_not_is_refused_in_one_line(spark, tmp_pa
         f"source.path: {path} is not Parquet (it starts with b'Invo'); name the file with its "
         "extension (.csv, .json, .csv.gz, ...) or set source.format"
     )
+
+
+def test_a_csv_with_a_byte_order_mark_and_crlf_line_ends_is_read_clean(spark, tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + CSV.replace("\n", "\r\n").encode("utf-8"))
+
+    df = read_source(spark, SourceConfig(kind="invoice_lines", path=str(path)))
+
+    assert df.columns == ["InvoiceNo", "StockCode", "Quantity"]
+    assert sorted(tuple(row) for row in df.collect()) == [
+        ("536365", "85123A", "6"),
+        ("536366", "71053", "2"),
+    ]
