@@ -148,14 +148,14 @@ def test_the_default_segment_names_file_is_package_data():
 # Names checked against the customer feature columns, before Spark starts
 
 
-def test_a_segmentation_feature_that_is_no_column_is_named_with_its_key(tmp_path):
+def test_a_segmentation_feature_that_is_no_column_is_named_with_its_key_and_origin(tmp_path):
     path = write_yaml(tmp_path, "source: {path: x}\n")
 
     with pytest.raises(ConfigError) as error:
         loader.load(path, ["segmentation.features=[total_visits, total_vists]"])
 
     assert str(error.value).startswith(
-        f"{path}: segmentation.features: total_vists is not a numeric column of customer_features"
+        "--set segmentation.features: total_vists is not a numeric column of customer_features"
     )
 
 

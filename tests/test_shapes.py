@@ -21,6 +21,7 @@ from tests.conftest import run_cli, shared_file
 
 pytestmark = pytest.mark.e2e
 
+ONLINE_RETAIL_DATES = 'source.date_formats=["M/d/yyyy H:mm"]'
 #: Shape -> (file, kind, more settings). K is fixed and one KMeans start is fitted: these runs
 #: test what each shape gets, not the choice of K.
 SHAPES = {
@@ -30,7 +31,9 @@ SHAPES = {
         "basket_lines",
         ["source.columns={price_sensitivity: seg_1, lifestage: seg_2}"],
     ),
-    "invoice_lines": ("online_retail_sample.csv", "invoice_lines", []),
+    # nine days of December 2010 written M/d/yyyy: every date reads both ways, so the file
+    # needs its format (test_a_file_whose_dates_read_both_ways_is_refused_until_told)
+    "invoice_lines": ("online_retail_sample.csv", "invoice_lines", [ONLINE_RETAIL_DATES]),
     "product_json": ("transactions_product_json_sample.parquet", "product_json", []),
 }
 BLANK = {"", "none", "nan", "null"}
@@ -165,3 +168,21 @@ def test_a_file_shorter_than_the_evaluation_weeks_skips_evaluate_and_says_why(sh
         "customer(s) ordered then; its segmentation needs at least 4" in out
     )
     assert "[report] rows in" in out
+
+
+def test_a_file_whose_dates_read_both_ways_is_refused_until_told(tmp_path, capsys):
+    values = [
+        f"source.path={shared_file('online_retail_sample.csv')}",
+        "source.kind=invoice_lines",
+        f"warehouse.path={tmp_path / 'wh'}",
+        "warehouse.delta=deltalake",
+    ]
+
+    code, _ = run_cli("ingest", *[arg for value in values for arg in ("--set", value)])
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert "its 20,000 dates with slashes, such as '12/1/2010 10:03' and '12/9/2010 9:49'" in err[0]
+    assert "set source.date_formats" in err[0]
+    assert not (tmp_path / "wh" / catalog.ORDERS).exists()
