@@ -6,10 +6,10 @@ invoices of hundreds of products, which MLlib's FPGrowth did not finish, by the 
     python scripts/benchmark_recommend.py --source ../shared/data/online_retail.parquet \
         --lines 10000,30000,100000,all --work /tmp/br
 
-Each size runs ``customer-analytics pipeline`` up to ``recommend`` (evaluate and report left
-out; K fixed at 4, one KMeans start) in a process of its own, and prints recommend's seconds
-and rule count from its stage line. ``--set recommend.rules_engine=fpgrowth`` shows the
-FPGrowth guard instead.
+Each size runs ``customer-analytics pipeline`` up to ``recommend`` in a process of its own
+(clv, evaluate and report left out: a slice of a few hundred customers may not fit BG/NBD;
+K fixed at 4, one KMeans start), and prints recommend's seconds and rule count from its
+stage line. ``--set recommend.rules_engine=fpgrowth`` shows the FPGrowth guard instead.
 """
 
 from __future__ import annotations
@@ -67,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], help="more configuration")
     args = parser.parse_args(argv)
     work = Path(args.work)
-    spark = SparkSession.builder.master("local[2]").appName("slices").getOrCreate()
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("slices")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
     slices = []
     for size in args.lines.split(","):
         target = work / f"slice-{size}"
@@ -77,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'lines':>8} {'rows':>8} {'recommend s':>12} {'rules':>7}  pipeline s  settings")
     for size, rows, target in slices:
         command = [sys.executable, "-m", "customer_analytics", "pipeline"]
-        command += ["--skip", "evaluate", "--skip", "report"]
+        command += ["--skip", "clv", "--skip", "evaluate", "--skip", "report"]
         for value in (
             "source.kind=invoice_lines",
             f"source.path={target}",
@@ -91,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - started
         if done.returncode != 0:
-            print(f"{size:>8} {rows:>8} exit {done.returncode}: {done.stderr.strip()[-300:]}")
+            error = done.stderr.strip().splitlines()[-1][:200]
+            print(f"{size:>8} {rows:>8} exit {done.returncode}: {error}")
             continue
         seconds, rules, settings = recommend_figures(done.stdout)
         print(f"{size:>8} {rows:>8} {seconds:>12.1f} {rules:>7}  {wall:>10.1f}  {settings}")
