@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from datetime import date
 
 from customer_analytics import __version__
@@ -33,6 +34,9 @@ def _iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
+#: The width of the descriptions, written out as they are so that the export help keeps its
+#: layout.
+HELP_WIDTH = 88
 #: How to point the tool at one's own export, in every help page.
 YOUR_OWN_EXPORT = """\
 your own export (any key of the configuration can be set this way):
@@ -55,12 +59,45 @@ your own export (any key of the configuration can be set this way):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Customer analytics on Spark: ingest sales into Delta tables, build the "
+        description="Customer analytics on Spark: ingest sales into Delta tables, build the\n"
         "customer single view, segment customers and recommend products.",
         epilog=YOUR_OWN_EXPORT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common, mode = _common_options(), _mode_option()
+    jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
+    for job in JOBS.values():
+        jobs.add_parser(
+            job.name,
+            parents=[common, mode] if job.name == "segment" else [common],
+            help=job.help,
+            description=textwrap.fill(job.help, HELP_WIDTH),
+            epilog=YOUR_OWN_EXPORT if job.reads_source else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    stages = " -> ".join(PIPELINE_STAGES)
+    pipeline = jobs.add_parser(
+        "pipeline",
+        parents=[common, mode],
+        help=f"run every stage in order ({stages})",
+        description=textwrap.fill(f"Run every stage in order: {stages}.", HELP_WIDTH),
+        epilog=YOUR_OWN_EXPORT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pipeline.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=[name for name in PIPELINE_STAGES if name != "ingest"],
+        metavar="STAGE",
+        help="leave a stage out (repeatable), e.g. --skip clv on too few customers to fit it",
+    )
+    return parser
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """--conf, --as-of and --set, which every job takes."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--conf",
@@ -85,7 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a configuration key, e.g. --set warehouse.path=/tmp/wh (repeatable)",
     )
-    jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
+    return common
+
+
+def _mode_option() -> argparse.ArgumentParser:
+    """--mode, which segment and pipeline take."""
     mode = argparse.ArgumentParser(add_help=False)
     mode.add_argument(
         "--mode",
@@ -93,34 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="fit",
         help="segment: fit a new model (default) or score with the latest saved model",
     )
-    for job in JOBS.values():
-        parents = [common, mode] if job.name == "segment" else [common]
-        jobs.add_parser(
-            job.name,
-            parents=parents,
-            help=job.help,
-            description=job.help,
-            epilog=YOUR_OWN_EXPORT if job.reads_source else None,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    stages = " -> ".join(PIPELINE_STAGES)
-    pipeline = jobs.add_parser(
-        "pipeline",
-        parents=[common, mode],
-        help=f"run every stage in order ({stages})",
-        description=f"Run every stage in order: {stages}.",
-        epilog=YOUR_OWN_EXPORT,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    pipeline.add_argument(
-        "--skip",
-        action="append",
-        default=[],
-        choices=[name for name in PIPELINE_STAGES if name != "ingest"],
-        metavar="STAGE",
-        help="leave a stage out (repeatable), e.g. --skip clv on too few customers to fit it",
-    )
-    return parser
+    return mode
 
 
 def main(argv: list[str] | None = None) -> int:
