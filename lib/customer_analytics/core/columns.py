@@ -59,6 +59,8 @@ COPIES_OUT = "copies"
 SOURCE_PREFIX = "_src_"
 RULE_FLAG_PREFIX = "_fails_"
 DATE_TEXT = "_date_text"
+#: The file a row of a file source was read from (Spark's hidden metadata column).
+SOURCE_FILE = "_metadata.file_path"
 
 # Customer single view (table ``customer_features``, SPEC section 3)
 AS_OF = "as_of"

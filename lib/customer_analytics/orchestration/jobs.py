@@ -171,8 +171,7 @@ def run_ingest(ctx: JobContext, summary: StageSummary) -> None:
         ctx.progress.say(f"[ingest] {line}")
     slash_order = None
     if source.date_formats is None:
-        file = F.col("_metadata.file_path")  # a file source's hidden column
-        figures = ingest.slash_date_figures(raw, source, file=file)
+        figures = ingest.slash_date_figures(raw, source, file=F.col(C.SOURCE_FILE))
         # one row per file with dates written with slashes
         slash_order = ingest.slash_date_order(figures.collect() if figures else [])
     # On disk, not in the heap: at 10M rows the cached frame left the orders aggregation too

@@ -76,7 +76,7 @@ class Reconciliation:
                 lines = int(row["lines"] or 0)
             else:
                 quarantined[row[C.REASON]] = int(row["distinct_rows"])
-                if "sample" in row.asDict() and row["sample"] is not None:
+                if row["sample"] is not None:
                     samples[row[C.REASON]] = row["sample"]
         excluded = {"exact_duplicate": duplicates} if duplicates else {}
         total = accepted_rows + sum(quarantined.values()) + duplicates
