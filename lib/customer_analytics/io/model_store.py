@@ -28,7 +28,7 @@ from pyspark.ml import PipelineModel
 from customer_analytics.core import catalog
 from customer_analytics.core.errors import InputError
 from customer_analytics.core.paths import join
-from customer_analytics.io.filesystem import FileSystem
+from customer_analytics.io import filesystem
 from customer_analytics.io.tables import Warehouse
 
 MODEL_SUBFOLDER = "model"
@@ -78,7 +78,7 @@ class ModelStore:
     """The saved segmentation models of one warehouse."""
 
     def __init__(self, warehouse: Warehouse) -> None:
-        self._fs = FileSystem.for_session(warehouse.spark)
+        self._fs = filesystem.for_session(warehouse.spark)
         self.root = join(warehouse.path, catalog.MODELS_FOLDER)
 
     def save(self, saved: SavedModel) -> str:

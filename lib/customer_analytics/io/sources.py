@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from customer_analytics.config.schema import SourceConfig
 from customer_analytics.core.errors import InputError, first_line
 from customer_analytics.core.paths import has_scheme
+from customer_analytics.io import filesystem
 from customer_analytics.io.filesystem import FileSystem
 
 #: Reader options applied before ``source.read_options``: RFC 4180 CSV with a header row, whose
@@ -59,7 +60,7 @@ def source_format(spark: SparkSession, source: SourceConfig, paths: list[str]) -
     named = format_of_name(source.path)
     if named:
         return named
-    files = FileSystem.for_session(spark)
+    files = filesystem.for_session(spark)
     found = {
         format_of_name(name)
         for path in paths
@@ -84,7 +85,7 @@ def read_source(spark: SparkSession, source: SourceConfig) -> DataFrame:
     paths = source_paths(source)
     fmt = source_format(spark, source, paths)
     if fmt == "parquet":
-        _require_parquet(FileSystem.for_session(spark), source, paths)
+        _require_parquet(filesystem.for_session(spark), source, paths)
     options = {**DEFAULT_READ_OPTIONS[fmt], **source.read_options}
     try:
         df = spark.read.format(fmt).options(**options).load(paths)

@@ -58,6 +58,7 @@ from customer_analytics.core.delta import DEFAULT_DELTA_MODE, DELTA_MODES, nativ
 from customer_analytics.core.errors import ConcurrentWriteError
 from customer_analytics.core.paths import has_scheme, join
 from customer_analytics.core.settings import sql_settings
+from customer_analytics.io import filesystem
 from customer_analytics.io.filesystem import FileSystem
 
 WRITE_MODES = ("overwrite", "append")
@@ -221,7 +222,7 @@ class TableWriter:
     def _execute_deltalake(self, df: DataFrame) -> Commit:
         root = _local_path(self._path)
         os.makedirs(root, exist_ok=True)
-        _remove_stale_staging(FileSystem.for_session(self._spark), root)
+        _remove_stale_staging(filesystem.for_session(self._spark), root)
         existing = _open(root)
         if existing is not None and self._mode == "append":
             _check_append_schema(
@@ -366,7 +367,7 @@ class Warehouse:
         The Delta tables of the warehouse: its folders whose ``_delta_log`` holds a commit (a
         writer killed while creating a table leaves a log folder without one).
         """
-        fs = FileSystem.for_session(self.spark)
+        fs = filesystem.for_session(self.spark)
         return [
             name
             for name in fs.list_dirs(self.path)
@@ -403,7 +404,7 @@ class Warehouse:
             return doomed
         root = _local_path(path)
         stale = _remove_stale_staging(
-            FileSystem.for_session(self.spark), root, older_than_seconds=retention_hours * 3600
+            filesystem.for_session(self.spark), root, older_than_seconds=retention_hours * 3600
         )
         table = _open(root)
         if table is None:

@@ -23,7 +23,7 @@ from customer_analytics.core import columns as C
 from customer_analytics.core.errors import InputError
 from customer_analytics.core.paths import join
 from customer_analytics.core.settings import sql_settings
-from customer_analytics.io.filesystem import FileSystem
+from customer_analytics.io import filesystem
 from customer_analytics.io.model_store import ModelStore
 from customer_analytics.io.sources import read_source
 from customer_analytics.io.tables import Commit, Warehouse
@@ -478,7 +478,7 @@ def run_report(ctx: JobContext, summary: StageSummary) -> None:
     no_products = without_products(ctx) is not None
     data = ReportData.collect(profiles, as_of=as_of, no_products=no_products, **tables)
     ctx.progress.say(f"[report] figures summarised in {time.perf_counter() - started:.1f} s")
-    fs = FileSystem.for_session(ctx.spark)
+    fs = filesystem.for_session(ctx.spark)
     exports = {
         name: (EXPORTED_TABLES[name], optional(ctx, EXPORTED_TABLES[name]))
         for name in settings.exports
@@ -521,7 +521,7 @@ def run_vacuum(ctx: JobContext, summary: StageSummary) -> None:
         f"{T.MODELS_FOLDER}/{run_id}"
         for run_id in ModelStore(ctx.warehouse).remove_incomplete(retention * 3600)
     ]
-    fs = FileSystem.for_session(ctx.spark)
+    fs = filesystem.for_session(ctx.spark)
     checkpoints = join(ctx.warehouse.path, T.CHECKPOINTS_FOLDER)
     for run in fs.idle_folders(checkpoints, retention * 3600):  # a finished run removes its own
         fs.delete(join(checkpoints, run))

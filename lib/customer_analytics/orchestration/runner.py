@@ -17,7 +17,7 @@ from customer_analytics.config.schema import Config
 from customer_analytics.core import catalog
 from customer_analytics.core.errors import ConcurrentWriteError, UserError, first_line
 from customer_analytics.core.paths import join
-from customer_analytics.io.filesystem import FileSystem
+from customer_analytics.io import filesystem
 from customer_analytics.io.tables import Warehouse
 from customer_analytics.orchestration.jobs import Job, JobContext
 from customer_analytics.orchestration.progress import Progress
@@ -61,7 +61,7 @@ def run(
             paths=(config.warehouse.path, config.source.path),
         )
         warehouse = Warehouse.for_path(spark, config.warehouse.path, config.warehouse.delta)
-        location = FileSystem.for_session(spark).qualified(warehouse.path)
+        location = filesystem.for_session(spark).qualified(warehouse.path)
     except UserError as exc:
         error_line(str(exc))
         return EXIT_USAGE

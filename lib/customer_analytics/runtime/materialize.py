@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
-from customer_analytics.io.filesystem import FileSystem
+from customer_analytics.io import filesystem
 
 
 def is_local(spark: SparkSession) -> bool:
@@ -44,7 +44,7 @@ def reliable_checkpoints(spark: SparkSession, folder: str) -> Iterator[str | Non
     try:
         yield created
     finally:
-        FileSystem.for_session(spark).delete(created)
+        filesystem.for_session(spark).delete(created)
 
 
 def cut_lineage(df, level: StorageLevel):

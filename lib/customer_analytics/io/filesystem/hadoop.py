@@ -1,15 +1,11 @@
 """
-File-system access for everything that is not a table row: one class over Hadoop's
-``FileSystem`` API in the session's JVM, so the same calls work on local paths and on
-``s3a://``, ``abfss://``, ``gs://``, ``dbfs:/`` and ``/Volumes/...``, with the credentials and
-settings the session's Hadoop configuration holds.
-
-Paths are strings as the user writes them: a relative path is relative to the directory the
-job was started from, a path without a scheme is on the default file system.
+The file layer of a classic session: Hadoop's ``FileSystem`` API in the session's JVM, so the
+same calls work on local paths and on ``s3a://``, ``abfss://``, ``gs://``, ``dbfs:/`` and
+``/Volumes/...``, with the credentials and settings the session's Hadoop configuration holds.
 
 Examples
 --------
->>> fs = FileSystem.for_session(spark)
+>>> fs = HadoopFileSystem(spark)
 >>> fs.write_text(join("s3a://bucket/wh", "_models", "run-1", "metadata.json"), "{}")
 >>> fs.list_dirs(join("s3a://bucket/wh", "_models"))
 ['run-1']
@@ -17,31 +13,21 @@ Examples
 
 from __future__ import annotations
 
-import time
-
 from pyspark.sql import SparkSession
 
-from customer_analytics.core.paths import join
+from customer_analytics.io.filesystem.base import FileSystem
 
 #: Hadoop's file systems that write a checksum file beside every file (``file:``'s default).
 CHECKSUM_FS_CLASS = "org.apache.hadoop.fs.ChecksumFileSystem"
 
 
-class FileSystem:
-    """
-    Files and folders through Hadoop's ``FileSystem``; one instance per SparkSession.
-
-    Every method takes a path string and resolves its file system from the path's scheme.
-    """
+class HadoopFileSystem(FileSystem):
+    """Files and folders through Hadoop's ``FileSystem``; one instance per classic session."""
 
     def __init__(self, spark: SparkSession) -> None:
         self._jvm = spark.sparkContext._jvm
         self._hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
         self._checksummed = self._jvm.java.lang.Class.forName(CHECKSUM_FS_CLASS)
-
-    @classmethod
-    def for_session(cls, spark: SparkSession) -> FileSystem:
-        return cls(spark)
 
     def qualified(self, path: str) -> str:
         """The absolute URI Hadoop resolves ``path`` to, e.g. ``file:/home/me/warehouse``."""
@@ -75,19 +61,6 @@ class FileSystem:
             newest = max(newest, files.next().getModificationTime())
         return newest / 1000.0
 
-    def idle_folders(self, path: str, idle_seconds: float, *, prefix: str = "") -> list[str]:
-        """
-        Names of the folders directly under ``path`` (those starting with ``prefix``) in which
-        nothing changed for more than ``idle_seconds`` (:meth:`last_modified`), sorted: what a
-        killed run left, never what a live run is still writing.
-        """
-        now = time.time()
-        return [
-            name
-            for name in self.list_dirs(path)
-            if name.startswith(prefix) and now - self.last_modified(join(path, name)) > idle_seconds
-        ]
-
     def file_count(self, path: str) -> int:
         """The files under ``path``, at any depth; 0 when ``path`` is absent."""
         jpath, fs = self._resolve(path)
@@ -98,14 +71,6 @@ class FileSystem:
             files.next()
             count += 1
         return count
-
-    def read_text(self, path: str) -> str:
-        """The whole file as UTF-8 text; ``FileNotFoundError`` naming ``path`` when absent."""
-        return self.read_bytes(path).decode("utf-8")
-
-    def write_text(self, path: str, text: str) -> None:
-        """Create or replace the file with ``text`` (UTF-8), creating its parent folders."""
-        self.write_bytes(path, text.encode("utf-8"))
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """Create or replace the file with ``data``, creating its parent folders."""
