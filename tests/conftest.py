@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,9 @@ def spark() -> SparkSession:
             "spark.driver.memory": "4g",
             "spark.sql.adaptive.enabled": True,
             "spark.databricks.delta.snapshotPartitions": 1,
+            # managed tables (the tests of tables by name) in a folder of their own, not in
+            # the directory the tests run from
+            "spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="customer-analytics-catalog-"),
         },
     )
     session = configure(SparkSession.builder, spark_cfg).getOrCreate()

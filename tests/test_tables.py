@@ -422,3 +422,65 @@ def test_a_native_overwrite_with_new_columns_keeps_row_counts_only(spark, tmp_pa
     warehouse.write("orders", orders.selectExpr("amount", "order_id AS id"))
 
     assert _file_statistics(warehouse.table_path("orders"), 1) == [{"numRecords": 3}]
+
+
+@pytest.fixture
+def named(spark, tmp_path, request):
+    """A warehouse whose tables are named in a schema of the session catalog (one per test)."""
+    schema = f"t_{request.node.name.lower()[:40]}_{time.monotonic_ns() % 10**6}"
+    warehouse = Warehouse.for_schema(spark, schema, str(tmp_path / "files"), backend="native")
+    yield warehouse
+    spark.sql(f"DROP SCHEMA IF EXISTS `{schema}` CASCADE")
+
+
+def test_tables_by_name_are_written_read_and_listed_in_their_schema(spark, named, orders):
+    first = named.write("orders", orders, run_id="r1")
+    second = named.write("orders", orders.filter(F.col("order_id") == "o1"), run_id="r2")
+
+    assert (first.table, first.version, second.version, second.rows) == (
+        f"`{named.schema}`.`orders`",
+        0,
+        1,
+        1,
+    )
+    assert spark.catalog.tableExists(f"{named.schema}.orders")
+    assert named.table_names() == ["orders"]
+    assert_df_equality(named.read("orders", version=0), orders, ignore_row_order=True)
+    assert [r["order_id"] for r in named.read("orders").collect()] == ["o1"]
+    assert [(h["version"], h["run_id"]) for h in named.history("orders")] == [(1, "r2"), (0, "r1")]
+
+
+def test_a_table_by_name_is_absent_until_written_and_its_files_stay_out_of_the_files_path(
+    named, orders, tmp_path
+):
+    assert named.exists("orders") is False
+    with pytest.raises(FileNotFoundError, match="orders"):
+        named.read("orders")
+
+    named.write("orders", orders)
+
+    assert named.exists("orders") is True
+    assert not (tmp_path / "files" / "orders").exists()
+    with pytest.raises(ValueError, match="addressed by name"):
+        named.table_path("orders")
+
+
+def test_an_append_by_name_with_another_schema_is_refused(named, orders):
+    named.write("orders", orders)
+
+    with pytest.raises(ValueError, match="schema differs"):
+        named.write("orders", orders.drop("amount"), mode="append")
+
+
+def test_vacuum_by_name_deletes_the_replaced_version_s_files(spark, named, orders):
+    named.write("orders", orders)
+    named.write("orders", orders)
+    time.sleep(1)
+
+    assert named.vacuum("orders", retention_hours=0) == 1
+    assert named.read("orders").count() == 3
+
+
+def test_tables_by_name_need_native_delta(spark, tmp_path):
+    with pytest.raises(ValueError, match="need native Delta"):
+        Warehouse.for_schema(spark, "never_made", str(tmp_path), backend="deltalake")

@@ -51,13 +51,16 @@ from delta.exceptions import (
 from deltalake import DeltaTable, Schema
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, create_table_with_add_actions
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from customer_analytics.core.connect import is_connect
 from customer_analytics.core.delta import DEFAULT_DELTA_MODE, DELTA_MODES, native_delta_enabled
 from customer_analytics.core.errors import ConcurrentWriteError
 from customer_analytics.core.paths import has_scheme, join
 from customer_analytics.core.settings import sql_settings
+from customer_analytics.core.sql import qualified_name, quoted
 from customer_analytics.io import filesystem
 from customer_analytics.io.filesystem import FileSystem
 
@@ -90,17 +93,51 @@ STATISTICS_PROPERTIES = {"delta.dataSkippingNumIndexedCols": "0"}
 
 @dataclass(frozen=True)
 class Commit:
-    """What one write committed: the table version and the rows it wrote."""
+    """What one write committed: the table (its path or name), its version and the rows."""
 
-    path: str
+    table: str
     version: int
     rows: int
 
 
+@dataclass(frozen=True)
+class TableLocation:
+    """
+    Where one Delta table lives: a folder (``path``) or a name in a catalog (``name``, its
+    parts quoted, e.g. ```main`.`analytics`.`orders```). Exactly one is set.
+    """
+
+    path: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (self.name is None):
+            raise ValueError("a table location is a path or a name, not both or neither")
+
+    @property
+    def sql(self) -> str:
+        """The table in a SQL statement: its name, or ``delta.`<path>```."""
+        return self.name if self.name is not None else f"delta.{quoted(self.path)}"
+
+    def __str__(self) -> str:
+        return self.name if self.name is not None else self.path
+
+
 def resolve_backend(spark: SparkSession, backend: str = DEFAULT_DELTA_MODE) -> str:
-    """``native`` or ``deltalake``: the Delta implementation for this session."""
+    """
+    ``native`` or ``deltalake``: the Delta implementation for this session. Over Spark Connect
+    the server writes the tables, so always ``native``.
+    """
     if backend not in DELTA_MODES:
         raise ValueError(f"backend must be one of {DELTA_MODES}, got {backend!r}")
+    if is_connect(spark):
+        if backend == "deltalake":
+            raise ValueError(
+                "warehouse.delta is 'deltalake', which commits files on this machine in a "
+                "classic session; over Spark Connect the server's Delta Lake writes the tables "
+                "(warehouse.delta: auto or native)"
+            )
+        return "native"
     if backend == "auto":
         return "native" if native_delta_enabled(spark) else "deltalake"
     if backend == "native" and not native_delta_enabled(spark):
@@ -120,9 +157,12 @@ class TableWriter:
     ``append`` adds rows and requires the table's schema.
     """
 
-    def __init__(self, spark: SparkSession, path: str, backend: str) -> None:
+    def __init__(self, spark: SparkSession, location: TableLocation | str, backend: str) -> None:
         self._spark = spark
-        self._path = path
+        self._location = (
+            location if isinstance(location, TableLocation) else TableLocation(location)
+        )
+        self._path = self._location.path
         self._backend = backend
         self._mode = "overwrite"
         self._partition_by: list[str] = []
@@ -136,7 +176,12 @@ class TableWriter:
         """A writer for the table at ``path`` (created on first write)."""
         if not path:
             raise ValueError("path must not be empty")
-        return cls(spark, path, resolve_backend(spark, backend))
+        return cls(spark, TableLocation(path=path), resolve_backend(spark, backend))
+
+    @classmethod
+    def for_name(cls, spark: SparkSession, name: str) -> TableWriter:
+        """A writer for the catalog table ``name`` (quoted parts), with native Delta."""
+        return cls(spark, TableLocation(name=name), resolve_backend(spark, "native"))
 
     def mode(self, mode: str) -> TableWriter:
         if mode not in WRITE_MODES:
@@ -190,19 +235,18 @@ class TableWriter:
 
     def _conflict(self, cause: str) -> ConcurrentWriteError:
         return ConcurrentWriteError(
-            f"table {self._path}: another run committed to it while this run was writing it "
+            f"table {self._location}: another run committed to it while this run was writing it "
             f"({cause}); this run's write was not committed and the table keeps the other "
             "run's version: run again when the other run has finished"
         )
 
     def _execute_native(self, df: DataFrame) -> Commit:
-        from delta.tables import DeltaTable as SparkDeltaTable
-
-        if self._mode == "append" and _native_table_exists(self._spark, self._path):
-            detail = SparkDeltaTable.forPath(self._spark, self._path).detail().first()
-            current = self._spark.read.format("delta").load(self._path).schema
+        location = self._location
+        if self._mode == "append" and _native_table_exists(self._spark, location):
+            detail = self._spark.sql(f"DESCRIBE DETAIL {location.sql}").first()
+            current = _native_reader(self._spark, location).schema
             _check_append_schema(
-                current, detail["partitionColumns"], df.schema, self._partition_by, self._path
+                current, detail["partitionColumns"], df.schema, self._partition_by, str(location)
             )
         writer = df.write.format("delta").mode(self._mode)
         writer = writer.options(**STATISTICS_PROPERTIES)
@@ -214,10 +258,13 @@ class TableWriter:
             writer = writer.option(USER_METADATA, _metadata_text(self._metadata))
         if self._before_commit is not None:
             self._before_commit()
-        writer.save(self._path)
-        last = SparkDeltaTable.forPath(self._spark, self._path).history(1).collect()[0]
+        if location.name is not None:
+            writer.saveAsTable(location.name)
+        else:
+            writer.save(location.path)
+        last = self._spark.sql(f"DESCRIBE HISTORY {location.sql} LIMIT 1").first()
         metrics = last["operationMetrics"] or {}
-        return Commit(self._path, int(last["version"]), int(metrics.get("numOutputRows", 0)))
+        return Commit(str(location), int(last["version"]), int(metrics.get("numOutputRows", 0)))
 
     def _execute_deltalake(self, df: DataFrame) -> Commit:
         root = _local_path(self._path)
@@ -305,12 +352,29 @@ class TableWriter:
 
 
 class Warehouse:
-    """All tables of one warehouse folder: table ``T`` lives at ``<path>/T``."""
+    """
+    All tables of one warehouse. By path (the default): table ``T`` lives at ``<path>/T``. By
+    name (``schema`` set, ``catalog`` optional): table ``T`` is ``catalog.schema.T`` in the
+    session's catalog, and ``path`` holds only the files beside the tables (models, report,
+    checkpoints).
+    """
 
-    def __init__(self, spark: SparkSession, path: str, backend: str) -> None:
+    def __init__(
+        self,
+        spark: SparkSession,
+        path: str,
+        backend: str,
+        *,
+        schema: str | None = None,
+        catalog: str | None = None,
+    ) -> None:
+        if catalog and not schema:
+            raise ValueError("warehouse.catalog needs warehouse.schema")
         self.spark = spark
         self.path = path
         self.backend = backend
+        self.schema = schema
+        self.catalog = catalog
 
     @classmethod
     def for_path(
@@ -327,19 +391,62 @@ class Warehouse:
             _local_path(path)
         return cls(spark, path, backend)
 
+    @classmethod
+    def for_schema(
+        cls,
+        spark: SparkSession,
+        schema: str,
+        files_path: str,
+        *,
+        catalog: str | None = None,
+        backend: str = DEFAULT_DELTA_MODE,
+    ) -> Warehouse:
+        """
+        The tables of ``[catalog.]schema``, created when absent, with their files (models,
+        report, checkpoints) under ``files_path``. Tables by name need native Delta.
+        """
+        if resolve_backend(spark, backend) != "native":
+            raise ValueError(
+                "warehouse.schema: tables by name need native Delta (the Delta Lake JARs); "
+                "warehouse.delta is 'deltalake' or the JARs could not be loaded"
+            )
+        warehouse = cls(spark, files_path, "native", schema=schema, catalog=catalog)
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {warehouse.namespace}")
+        return warehouse
+
+    @property
+    def by_name(self) -> bool:
+        """True when tables are addressed by catalog name, not by path."""
+        return self.schema is not None
+
+    @property
+    def namespace(self) -> str:
+        """The quoted ``catalog.schema`` (or ``schema``) the tables are in; by name only."""
+        return qualified_name(self.catalog, self.schema)
+
     def describe(self) -> str:
         """How tables are written, for the job's first line."""
         if self.backend == "native":
-            return f"Delta Lake {_spark_delta_version()}, native"
+            where = f", tables in {self.namespace}" if self.by_name else ""
+            return f"Delta Lake {_spark_delta_version()}, native{where}"
         return f"Delta tables committed with deltalake {deltalake_version()} (delta-rs)"
 
     def table_path(self, name: str) -> str:
-        if not name or "/" in name or name.startswith((".", "_")):
-            raise ValueError(f"invalid table name {name!r}")
+        """The folder of table ``name``; by path only."""
+        _check_table_name(name)
+        if self.by_name:
+            raise ValueError(f"table {name!r} is addressed by name in {self.namespace}")
         return join(self.path, name)
 
+    def location(self, name: str) -> TableLocation:
+        """Where table ``name`` lives: its catalog name or its folder."""
+        _check_table_name(name)
+        if self.by_name:
+            return TableLocation(name=f"{self.namespace}.{quoted(name)}")
+        return TableLocation(path=self.table_path(name))
+
     def writer(self, name: str) -> TableWriter:
-        return TableWriter(self.spark, self.table_path(name), self.backend)
+        return TableWriter(self.spark, self.location(name), self.backend)
 
     def write(self, name: str, df: DataFrame, mode: str = "overwrite", **metadata: str) -> Commit:
         """Shorthand for ``writer(name).mode(mode).commit_metadata(...).execute(df)``."""
@@ -347,10 +454,12 @@ class Warehouse:
 
     def exists(self, name: str) -> bool:
         if self.backend == "native":
-            return _native_table_exists(self.spark, self.table_path(name))
+            return _native_table_exists(self.spark, self.location(name))
         return table_exists(self.table_path(name))
 
     def read(self, name: str, version: int | None = None) -> DataFrame:
+        if self.backend == "native":
+            return _native_read(self.spark, self.location(name), version)
         return read_table(self.spark, self.table_path(name), version, self.backend)
 
     def history(self, name: str) -> list[dict]:
@@ -359,14 +468,19 @@ class Warehouse:
         commit metadata's keys (``run_id``), whichever backend wrote them.
         """
         if self.backend == "native":
-            return _native_history(self.spark, self.table_path(name))
+            return _native_history(self.spark, self.location(name))
         return table_history(self.table_path(name))
 
     def table_names(self) -> list[str]:
         """
-        The Delta tables of the warehouse: its folders whose ``_delta_log`` holds a commit (a
-        writer killed while creating a table leaves a log folder without one).
+        The Delta tables of the warehouse, sorted. By path: its folders whose ``_delta_log``
+        holds a commit (a writer killed while creating a table leaves a log folder without
+        one). By name: the schema's tables.
         """
+        if self.by_name:
+            # one row per table of the schema: a few dozen
+            rows = self.spark.sql(f"SHOW TABLES IN {self.namespace}").collect()
+            return sorted(row["tableName"] for row in rows if not row["isTemporary"])
         fs = filesystem.for_session(self.spark)
         return [
             name
@@ -384,7 +498,6 @@ class Warehouse:
         no longer read). A running writer's files are younger than the retention, so they stay.
         Returns the number of files deleted.
         """
-        path = self.table_path(name)
         if self.backend == "native":
             settings = {
                 # Delta refuses a retention under its 7-day default unless this check is off,
@@ -393,15 +506,16 @@ class Warehouse:
                 # unless this one is off.
                 "spark.databricks.delta.vacuum.retentionWindowIgnore.enabled": "false",
                 # Its file listing runs this many tasks (Spark's default 10,000: 40 s a table)
-                "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(
-                    self.spark.sparkContext.defaultParallelism
+                "spark.sql.sources.parallelPartitionDiscovery.parallelism": self.spark.conf.get(
+                    "spark.sql.shuffle.partitions"
                 ),
             }
             with sql_settings(self.spark, settings):
-                statement = f"VACUUM delta.`{path}` RETAIN {retention_hours} HOURS"
+                statement = f"VACUUM {self.location(name).sql} RETAIN {retention_hours} HOURS"
                 doomed = self.spark.sql(f"{statement} DRY RUN").count()
                 self.spark.sql(statement).count()
             return doomed
+        path = self.table_path(name)
         root = _local_path(path)
         stale = _remove_stale_staging(
             filesystem.for_session(self.spark), root, older_than_seconds=retention_hours * 3600
@@ -444,7 +558,7 @@ def read_table(
     spark: SparkSession, path: str, version: int | None = None, backend: str = DEFAULT_DELTA_MODE
 ) -> DataFrame:
     """
-    Read a Delta table, the current version or ``version``.
+    Read the Delta table at ``path``, the current version or ``version``.
 
     Raises
     ------
@@ -452,12 +566,7 @@ def read_table(
         When ``path`` holds no Delta table.
     """
     if resolve_backend(spark, backend) == "native":
-        if not _native_table_exists(spark, path):
-            raise FileNotFoundError(f"no Delta table at {path}")
-        reader = spark.read.format("delta")
-        if version is not None:
-            reader = reader.option("versionAsOf", version)
-        return reader.load(path)
+        return _native_read(spark, TableLocation(path=path), version)
     root = _local_path(path)
     table = _open(root, version)
     if table is None:
@@ -480,20 +589,36 @@ def table_history(path: str) -> list[dict]:
     return [{**entry, **_metadata_keys(entry.get(USER_METADATA))} for entry in table.history()]
 
 
-def _native_table_exists(spark: SparkSession, path: str) -> bool:
-    from delta.tables import DeltaTable as SparkDeltaTable
+def _native_table_exists(spark: SparkSession, location: TableLocation) -> bool:
+    if location.name is not None:
+        return bool(spark.catalog.tableExists(location.name))
+    try:
+        detail = spark.sql(f"DESCRIBE DETAIL {location.sql}").first()
+    except AnalysisException:  # DELTA_MISSING_DELTA_TABLE: no table, or no folder
+        return False
+    return detail["format"] == "delta"
 
-    return bool(SparkDeltaTable.isDeltaTable(spark, path))
+
+def _native_reader(spark: SparkSession, location: TableLocation) -> DataFrame:
+    if location.name is not None:
+        return spark.table(location.name)
+    return spark.read.format("delta").load(location.path)
 
 
-def _native_history(spark: SparkSession, path: str) -> list[dict]:
-    from delta.tables import DeltaTable as SparkDeltaTable
+def _native_read(spark: SparkSession, location: TableLocation, version: int | None) -> DataFrame:
+    if not _native_table_exists(spark, location):
+        raise FileNotFoundError(f"no Delta table at {location}")
+    if version is None:
+        return _native_reader(spark, location)
+    return spark.sql(f"SELECT * FROM {location.sql} VERSION AS OF {int(version)}")
 
-    if not _native_table_exists(spark, path):
-        raise FileNotFoundError(f"no Delta table at {path}")
+
+def _native_history(spark: SparkSession, location: TableLocation) -> list[dict]:
+    if not _native_table_exists(spark, location):
+        raise FileNotFoundError(f"no Delta table at {location}")
     entries = []
     # the log's history is one row per commit: small, and read by the driver anyway
-    for row in SparkDeltaTable.forPath(spark, path).history().collect():
+    for row in spark.sql(f"DESCRIBE HISTORY {location.sql}").collect():
         entry = {
             "version": int(row["version"]),
             "timestamp": row["timestamp"],
@@ -502,6 +627,11 @@ def _native_history(spark: SparkSession, path: str) -> list[dict]:
         entry.update(_metadata_keys(row[USER_METADATA]))
         entries.append(entry)
     return entries
+
+
+def _check_table_name(name: str) -> None:
+    if not name or "/" in name or "`" in name or name.startswith((".", "_")):
+        raise ValueError(f"invalid table name {name!r}")
 
 
 def _metadata_text(metadata: dict[str, str]) -> str:
