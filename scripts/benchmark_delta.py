@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from customer_analytics.config.schema import SparkConfig
 from customer_analytics.core.delta import native_delta_enabled
 from customer_analytics.io.tables import Warehouse
-from customer_analytics.runtime.session import configure
+from customer_analytics.runtime.classic import configure
 
 
 def sample_frame(spark: SparkSession, rows: int):

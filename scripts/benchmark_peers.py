@@ -554,7 +554,7 @@ def spark_session():
     from pyspark.sql import SparkSession
 
     from customer_analytics.config.schema import load
-    from customer_analytics.runtime.session import configure
+    from customer_analytics.runtime.classic import configure
 
     settings = load(REPO / "conf" / "local.yaml").spark
     return configure(SparkSession.builder, settings, delta="deltalake").getOrCreate()

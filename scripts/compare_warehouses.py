@@ -106,7 +106,7 @@ def compare(first: str, second: str) -> list[str]:
     from pyspark.sql import SparkSession
 
     from customer_analytics.config.schema import SparkConfig
-    from customer_analytics.runtime.session import configure
+    from customer_analytics.runtime.classic import configure
 
     names = tables_in(first)
     if names != tables_in(second):

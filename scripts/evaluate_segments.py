@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from customer_analytics.config.schema import SparkConfig
 from customer_analytics.core import columns as C
 from customer_analytics.io.tables import Warehouse
-from customer_analytics.runtime.session import configure
+from customer_analytics.runtime.classic import configure
 
 TRUTH_TYPE = "behaviour_type"
 

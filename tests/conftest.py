@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 
 from customer_analytics.config.schema import SparkConfig
 from customer_analytics.io.tables import Warehouse
-from customer_analytics.runtime.session import configure
+from customer_analytics.runtime.classic import configure
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"

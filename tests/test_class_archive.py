@@ -14,7 +14,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from customer_analytics.config.schema import SparkConfig
-from customer_analytics.runtime import class_archive, session
+from customer_analytics.runtime import class_archive, classic
 from tests.conftest import FIXTURES, REPO
 
 
@@ -73,10 +73,10 @@ def test_off_switches_the_archive_off(monkeypatch):
 def test_a_local_session_adds_the_archive_to_the_driver_options(archive_folder, monkeypatch):
     os.makedirs(archive_folder)
     open(class_archive.archive_path(), "wb").close()
-    monkeypatch.setattr(session, "_jvm_started", lambda: False)
+    monkeypatch.setattr(classic, "_jvm_started", lambda: False)
     cfg = SparkConfig(conf={"spark.driver.extraJavaOptions": "-Dmine=1"})
 
-    builder = session.configure(SparkSession.Builder(), cfg, delta="deltalake")
+    builder = classic.configure(SparkSession.Builder(), cfg, delta="deltalake")
 
     options = builder._options["spark.driver.extraJavaOptions"]
     assert options.startswith("-Dmine=1 -XX:+UseParallelGC -Dlog4j2.configurationFile=")
@@ -87,10 +87,10 @@ def test_a_local_session_adds_the_archive_to_the_driver_options(archive_folder, 
 def test_a_cluster_session_gets_no_archive(archive_folder, monkeypatch):
     os.makedirs(archive_folder)
     open(class_archive.archive_path(), "wb").close()
-    monkeypatch.setattr(session, "_jvm_started", lambda: False)
+    monkeypatch.setattr(classic, "_jvm_started", lambda: False)
     cfg = SparkConfig(master="spark://127.0.0.1:7077")
 
-    builder = session.configure(SparkSession.Builder(), cfg, delta="deltalake")
+    builder = classic.configure(SparkSession.Builder(), cfg, delta="deltalake")
 
     assert "SharedArchiveFile" not in builder._options["spark.driver.extraJavaOptions"]
 

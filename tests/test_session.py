@@ -110,16 +110,16 @@ def _driver_options(monkeypatch, **spark_cfg) -> list[str]:
     from pyspark.sql import SparkSession
 
     from customer_analytics.config.schema import SparkConfig
-    from customer_analytics.runtime import class_archive, session
+    from customer_analytics.runtime import class_archive, classic
 
     monkeypatch.setenv(class_archive.ARCHIVE_FOLDER_ENV, "off")
-    monkeypatch.setattr(session, "_jvm_started", lambda: False)
-    builder = session.configure(SparkSession.Builder(), SparkConfig(**spark_cfg), delta="deltalake")
+    monkeypatch.setattr(classic, "_jvm_started", lambda: False)
+    builder = classic.configure(SparkSession.Builder(), SparkConfig(**spark_cfg), delta="deltalake")
     return builder._options["spark.driver.extraJavaOptions"].split()
 
 
 def test_a_local_session_uses_the_parallel_collector_and_the_package_logging(monkeypatch):
-    from customer_analytics.runtime.session import LOG4J_CONFIG
+    from customer_analytics.runtime.spark_settings import LOG4J_CONFIG
 
     assert _driver_options(monkeypatch, master="local[2]") == [
         "-Xss16m",

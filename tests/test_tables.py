@@ -161,7 +161,7 @@ KILLED_WRITER = textwrap.dedent(
     import os, signal, sys, threading, time
     from pyspark.sql import SparkSession
     from customer_analytics.config.schema import SparkConfig
-    from customer_analytics.runtime.session import configure
+    from customer_analytics.runtime.classic import configure
     from customer_analytics.io.tables import TableWriter
 
     path, backend = sys.argv[1], sys.argv[2]

@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _common_options() -> argparse.ArgumentParser:
-    """--conf, --as-of and --set, which every job takes."""
+    """--conf, --as-of, --remote and --set, which every job takes."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--conf",
@@ -114,6 +114,12 @@ def _common_options() -> argparse.ArgumentParser:
         "(segment, recommend: the date of their input table); pipeline takes several, e.g. the "
         "half-years of the data, and runs the stages after ingest for each in turn (the report "
         "once, for the last)",
+    )
+    common.add_argument(
+        "--remote",
+        metavar="URL",
+        help="run over Spark Connect: sc://host:port for a running server, local[N] to start "
+        "one in this process (sets spark.remote; default: $SPARK_REMOTE, else classic Spark)",
     )
     common.add_argument(
         "--set",
@@ -193,7 +199,8 @@ def run_job(job: str, argv: list[str] | None = None) -> int:
 
 
 def _load_config(args: argparse.Namespace, dates: list[date]) -> Config:
-    config = load(args.conf, args.set)
+    remote = [f"spark.remote={args.remote}", "spark.master=null"] if args.remote else []
+    config = load(args.conf, [*args.set, *remote])
     if len(dates) == 1:
         config = with_overrides(config, [f"features.as_of={dates[0].isoformat()}"])
     return config

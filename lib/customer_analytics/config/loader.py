@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from customer_analytics.config.schema import Config
+from customer_analytics.core.connect import hide_token
 from customer_analytics.core.errors import ConfigError
 
 
@@ -144,13 +145,13 @@ def _describe(exc: ValidationError, origin: str, overridden: list[tuple[str, ...
             message = "unknown key"
         elif error["type"] == "missing":
             message = "required value is missing"
-        elif error["type"] in ("feature_name", "credentials"):
+        elif error["type"] in ("feature_name", "credentials", "remote"):
             pass  # the message names what is wrong, and a secret is not repeated
         elif "input" in error and not isinstance(error["input"], dict | list):
             message = f"{message} (got {error['input']!r})"
         named = where if override == path else f"{where}: {key}"
         parts.append(f"{named}: {message}")
-    return "; ".join(parts)
+    return hide_token("; ".join(parts))
 
 
 def _deep_copy(value: Any) -> Any:

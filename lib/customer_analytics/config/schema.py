@@ -53,6 +53,7 @@ from customer_analytics.config.source_kinds import (
 )
 from customer_analytics.core.columns import CUSTOMER_VALUE_COLUMNS, NUMERIC_CUSTOMER_FEATURES
 from customer_analytics.core.delta import DEFAULT_DELTA_MODE, DELTA_MODES
+from customer_analytics.core.sql import check_identifier
 
 #: The default ``segmentation.segment_names``, a file of this package (SPEC section 4).
 DEFAULT_SEGMENT_NAMES_FILE = "defaults/segment_names.yaml"
@@ -210,7 +211,19 @@ def _without_credentials(path: str | None) -> str | None:
 
 
 class WarehouseConfig(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    """
+    Where the tables and files go. By default every table ``T`` is a folder ``<path>/T``. With
+    ``schema`` (and optionally ``catalog``) set, tables are named ``catalog.schema.T`` in the
+    session's catalog (Unity Catalog on Databricks), and ``path`` holds only the files: models,
+    the report, checkpoints (e.g. a volume, ``/Volumes/main/analytics/files``).
+    """
+
     path: str = "warehouse"
+    catalog: str | None = None
+    #: ``schema`` in the configuration (the name ``schema`` is taken in pydantic's models)
+    schema_: str | None = Field(None, alias="schema")
     #: ``auto``: native Delta when the Delta Spark extension is active, else delta-rs commits.
     delta: Literal[DELTA_MODES] = DEFAULT_DELTA_MODE
     #: The ``vacuum`` job deletes unused files older than this: longer than any one write of a
@@ -218,6 +231,23 @@ class WarehouseConfig(_Section):
     vacuum_retention_hours: int = Field(168, ge=1)
 
     _path_without_credentials = field_validator("path")(_without_credentials)
+
+    @field_validator("catalog", "schema_")
+    @classmethod
+    def _a_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        what = "warehouse.schema" if info.field_name == "schema_" else "warehouse.catalog"
+        return None if value is None else check_identifier(value, what)
+
+    @model_validator(mode="after")
+    def _catalog_needs_schema(self) -> WarehouseConfig:
+        if self.catalog and not self.schema_:
+            raise ValueError("warehouse.catalog is set without warehouse.schema: set both")
+        if self.schema_ and self.delta == "deltalake":
+            raise ValueError(
+                "warehouse.schema (tables by name) needs native Delta; warehouse.delta is "
+                "'deltalake'"
+            )
+        return self
 
 
 #: The CSV exports the ``report`` job can write (``report.exports``), each from one table.
@@ -502,11 +532,42 @@ CREDENTIAL_KEY_PARTS = (
 )
 
 
+#: ``spark.materialize``: how a frame read more than once is kept (:mod:`.runtime.materialize`).
+MATERIALIZE_MODES = ("checkpoint", "cache", "table")
+
+
 class SparkConfig(_Section):
+    """
+    The session. ``remote`` (``sc://host:port``, or ``local[N]`` for a Connect server in the
+    job's process) runs the job over Spark Connect, where ``master`` does not apply and only
+    runtime settings can go in ``conf``.
+    """
+
     master: str | None = "local[*]"
+    remote: str | None = None
     app_name: str = "customer-analytics"
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "WARN"
+    materialize: Literal[MATERIALIZE_MODES] = "checkpoint"
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("remote")
+    @classmethod
+    def _a_connect_url(cls, remote: str | None) -> str | None:
+        if remote is not None and not remote.startswith(("sc://", "local")):
+            raise PydanticCustomError(
+                "remote",
+                "a Spark Connect URL, sc://host:port, or local[N] for a server in this process",
+            )
+        return remote
+
+    @model_validator(mode="after")
+    def _master_or_remote(self) -> SparkConfig:
+        if self.remote and "master" in self.model_fields_set and self.master:
+            raise ValueError(
+                "spark.master and spark.remote are both set: a job over Spark Connect runs "
+                "where the server does; set one of them"
+            )
+        return self
 
     @field_validator("conf")
     @classmethod

@@ -57,3 +57,8 @@ MODELS_FOLDER = "_models/segmentation"
 CHECKPOINTS_FOLDER = "_checkpoints"
 #: The report when ``report.path`` is not set.
 REPORT_FOLDER = "_report"
+#: The scratch tables of ``spark.materialize: table``, one folder per run (by path), dropped
+#: when the run ends.
+SCRATCH_FOLDER = "_scratch"
+#: The prefix of a scratch table's name (tables by name): ``scratch_<run id>_<n>``.
+SCRATCH_PREFIX = "scratch_"

@@ -7,8 +7,10 @@ token hidden, for anything that prints or records it.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from pyspark.sql import SparkSession
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 #: ``sc://host:443/;token=SECRET;x-other=1``: the token's value, up to the next parameter.
 _TOKEN = re.compile(r"(;\s*token=)[^;\s\"']*", re.IGNORECASE)

@@ -55,6 +55,8 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from customer_analytics.config.schema import WarehouseConfig
+from customer_analytics.core import catalog
 from customer_analytics.core.connect import is_connect
 from customer_analytics.core.delta import DEFAULT_DELTA_MODE, DELTA_MODES, native_delta_enabled
 from customer_analytics.core.errors import ConcurrentWriteError
@@ -414,6 +416,15 @@ class Warehouse:
         spark.sql(f"CREATE SCHEMA IF NOT EXISTS {warehouse.namespace}")
         return warehouse
 
+    @classmethod
+    def for_config(cls, spark: SparkSession, config: WarehouseConfig) -> Warehouse:
+        """The warehouse ``warehouse`` in the configuration describes: by name or by path."""
+        if config.schema_:
+            return cls.for_schema(
+                spark, config.schema_, config.path, catalog=config.catalog, backend=config.delta
+            )
+        return cls.for_path(spark, config.path, config.delta)
+
     @property
     def by_name(self) -> bool:
         """True when tables are addressed by catalog name, not by path."""
@@ -542,6 +553,45 @@ class Warehouse:
         return int(pc.sum(counts).as_py() or 0)
 
 
+class ScratchTables:
+    """
+    Frames written to Delta tables and read back, all dropped together: how a run keeps a
+    frame it reads more than once where neither cache nor checkpoint is offered (Databricks
+    serverless; ``spark.materialize: table``). By path under ``<path>/_scratch/<run id>/``,
+    by name as ``scratch_<run id>_<n>`` in the warehouse's schema.
+    """
+
+    def __init__(self, warehouse: Warehouse, run_id: str) -> None:
+        self._warehouse = warehouse
+        self._run = run_id.lower().replace("-", "_")
+        self._folder = join(warehouse.path, catalog.SCRATCH_FOLDER, run_id)
+        self._written: list[TableLocation] = []
+
+    def keep(self, df: DataFrame) -> DataFrame:
+        """``df`` computed now into a new scratch table; the table, read back."""
+        number = len(self._written) + 1
+        warehouse = self._warehouse
+        if warehouse.by_name:
+            name = quoted(f"{catalog.SCRATCH_PREFIX}{self._run}_{number}")
+            location = TableLocation(name=f"{warehouse.namespace}.{name}")
+        else:
+            location = TableLocation(path=join(self._folder, str(number)))
+        TableWriter(warehouse.spark, location, warehouse.backend).execute(df)
+        self._written.append(location)
+        if warehouse.backend == "native":
+            return _native_reader(warehouse.spark, location)
+        return read_table(warehouse.spark, location.path, backend=warehouse.backend)
+
+    def drop(self) -> None:
+        """Drop every scratch table written (by path: delete the run's scratch folder)."""
+        for location in self._written:
+            if location.name is not None:
+                self._warehouse.spark.sql(f"DROP TABLE IF EXISTS {location.name}")
+        if self._written and not self._warehouse.by_name:
+            filesystem.for_session(self._warehouse.spark).delete(self._folder)
+        self._written.clear()
+
+
 def _spark_delta_version() -> str:
     return importlib.metadata.version("delta-spark")
 
@@ -592,6 +642,8 @@ def table_history(path: str) -> list[dict]:
 def _native_table_exists(spark: SparkSession, location: TableLocation) -> bool:
     if location.name is not None:
         return bool(spark.catalog.tableExists(location.name))
+    if not filesystem.for_session(spark).exists(join(location.path, "_delta_log")):
+        return False  # asked first: Spark Connect logs every failed query as an error
     try:
         detail = spark.sql(f"DESCRIBE DETAIL {location.sql}").first()
     except AnalysisException:  # DELTA_MISSING_DELTA_TABLE: no table, or no folder

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from pyspark import StorageLevel
@@ -28,7 +28,7 @@ from customer_analytics.io.model_store import ModelStore
 from customer_analytics.io.sources import read_source
 from customer_analytics.io.tables import Commit, Warehouse
 from customer_analytics.orchestration.progress import Progress, StageSummary
-from customer_analytics.runtime.materialize import Persisted
+from customer_analytics.runtime.materialize import Materializer, Persisted
 from customer_analytics.stages import (
     evaluation,
     features,
@@ -63,6 +63,12 @@ class JobContext:
     mode: str = "fit"
     #: The page the ``report`` job wrote, once it has.
     report_file: str | None = None
+    #: How frames read more than once are kept (``spark.materialize``).
+    materializer: Materializer = field(default_factory=Materializer)
+
+    def persisted(self, level: StorageLevel, *, cut_lineage: bool = False) -> Persisted:
+        """A :class:`Persisted` block that keeps frames the way this run does."""
+        return Persisted(level, cut_lineage=cut_lineage, materializer=self.materializer)
 
 
 @dataclass(frozen=True)
@@ -176,7 +182,7 @@ def run_ingest(ctx: JobContext, summary: StageSummary) -> None:
         slash_order = ingest.slash_date_order(figures.collect() if figures else [])
     # On disk, not in the heap: at 10M rows the cached frame left the orders aggregation too
     # little of a 4g heap (OutOfMemoryError); at 2.4M rows disk was no slower.
-    with Persisted(StorageLevel.DISK_ONLY) as persisted:
+    with ctx.persisted(StorageLevel.DISK_ONLY) as persisted:
         prepared = persisted.keep(ingest.prepare(raw, source, slash_order=slash_order))
         counts = reconciliation.reconciliation_counts(prepared).collect()
         recon = (
@@ -216,7 +222,7 @@ def run_features(ctx: JobContext, summary: StageSummary) -> None:
     orders, lines = read_input(ctx, T.ORDERS), read_input(ctx, T.ORDER_LINES)
     period = Period.of(cfg, as_of_last_order(ctx, orders))
     ctx.progress.say(f"[features] {period.describe()}")
-    with Persisted(MEMORY_AND_DISK) as persisted:  # read by the RFM cut points and the scores
+    with ctx.persisted(MEMORY_AND_DISK) as persisted:  # read by the RFM cut points and the scores
         base = persisted.keep(
             features.base_customer_features(
                 orders,
@@ -288,7 +294,7 @@ def run_segment(ctx: JobContext, summary: StageSummary) -> None:
     features_table = read_input(ctx, T.CUSTOMER_FEATURES)
     as_of = as_of_table(ctx, T.CUSTOMER_FEATURES, features_table)
     table = with_customer_value(ctx, features_table, as_of)
-    with Persisted(MEMORY_AND_DISK) as persisted:  # the scores, read by all three tables
+    with ctx.persisted(MEMORY_AND_DISK) as persisted:  # the scores, read by all three tables
         result = fit_or_score(ctx, table, summary, persisted.keep)
         written = ctx.warehouse.write(T.CUSTOMER_SEGMENTS, result.segments, **run(ctx))
         ctx.warehouse.write(T.SEGMENT_PROFILES, result.profiles, **run(ctx))
@@ -371,7 +377,7 @@ def run_recommend(ctx: JobContext, summary: StageSummary) -> None:
     lines = read_input(ctx, T.ORDER_LINES)
     segments = read_input(ctx, T.CUSTOMER_SEGMENTS)
     period = Period.of(ctx.config, as_of_table(ctx, T.CUSTOMER_SEGMENTS, segments))
-    with Persisted(cut_lineage=True) as persisted:
+    with ctx.persisted(MEMORY_AND_DISK, cut_lineage=True) as persisted:
         purchases = SegmentPurchases.assemble(lines, segments, period, settings, persisted.keep)
         ctx.progress.doing("ranking the products of each segment")
         purchases.require_lists()
@@ -415,7 +421,7 @@ def run_evaluate(ctx: JobContext, summary: StageSummary) -> None:
     # re-planning them after every query stage cost more than it saved (1x: 147 s against 174).
     with (
         sql_settings(ctx.spark, {"spark.sql.adaptive.enabled": "false"}),
-        Persisted(StorageLevel.DISK_ONLY, cut_lineage=True) as persisted,
+        ctx.persisted(StorageLevel.DISK_ONLY, cut_lineage=True) as persisted,
     ):
         result = evaluation.evaluate_recommenders(
             lines,
@@ -506,8 +512,8 @@ def run_vacuum(ctx: JobContext, summary: StageSummary) -> None:
     """
     Every table of the warehouse: delete the files no current version uses that are older than
     ``warehouse.vacuum_retention_hours`` (a killed or losing writer's, and replaced versions');
-    then the folders a killed run left beside the tables, once as old: unfinished model saves
-    and a cluster run's checkpoints.
+    then the folders a killed run left beside the tables, once as old: unfinished model saves,
+    a cluster run's checkpoints and scratch tables (spark.materialize: table).
     """
     retention = ctx.config.warehouse.vacuum_retention_hours
     names = ctx.warehouse.table_names()
@@ -522,10 +528,11 @@ def run_vacuum(ctx: JobContext, summary: StageSummary) -> None:
         for run_id in ModelStore(ctx.warehouse).remove_incomplete(retention * 3600)
     ]
     fs = filesystem.for_session(ctx.spark)
-    checkpoints = join(ctx.warehouse.path, T.CHECKPOINTS_FOLDER)
-    for run in fs.idle_folders(checkpoints, retention * 3600):  # a finished run removes its own
-        fs.delete(join(checkpoints, run))
-        folders.append(f"{T.CHECKPOINTS_FOLDER}/{run}")
+    for kind in (T.CHECKPOINTS_FOLDER, T.SCRATCH_FOLDER):  # a finished run removes its own
+        parent = join(ctx.warehouse.path, kind)
+        for run in fs.idle_folders(parent, retention * 3600):
+            fs.delete(join(parent, run))
+            folders.append(f"{kind}/{run}")
     for folder in folders:
         ctx.progress.say(f"[vacuum] {folder}: left by a killed run, deleted")
     summary.detail.update(
@@ -586,7 +593,7 @@ JOBS: dict[str, Job] = {
         "vacuum",
         "delete the files of every table that no current version uses and that are older than "
         "warehouse.vacuum_retention_hours: those of killed runs and of replaced versions, and "
-        "the model saves and checkpoints killed runs left",
+        "the model saves, checkpoints and scratch tables killed runs left",
         run_vacuum,
     ),
 }

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 
 from customer_analytics.config.schema import Config
 from customer_analytics.core import catalog
+from customer_analytics.core.connect import hide_token, is_connect
 from customer_analytics.core.errors import ConcurrentWriteError, UserError, first_line
 from customer_analytics.core.paths import join
 from customer_analytics.io import filesystem
@@ -53,23 +54,41 @@ def run(
     """
     progress = Progress()
     several = len(jobs) > 1  # a stage the user asked for alone is never skipped
-    record = RunRecord(new_run_id(), job_name, argv, datetime.now(UTC))
+    record = RunRecord(new_run_id(), job_name, [hide_token(a) for a in argv], datetime.now(UTC))
+    warehouse_cfg = config.warehouse
     try:
         spark = session.build(
             config.spark,
-            delta=config.warehouse.delta,
-            paths=(config.warehouse.path, config.source.path),
+            delta=warehouse_cfg.delta,
+            paths=(warehouse_cfg.path, config.source.path),
+            metastore_path=warehouse_cfg.path if warehouse_cfg.schema_ else None,
         )
-        warehouse = Warehouse.for_path(spark, config.warehouse.path, config.warehouse.delta)
-        location = filesystem.for_session(spark).qualified(warehouse.path)
     except UserError as exc:
         error_line(str(exc))
         return EXIT_USAGE
-    except ValueError as exc:
+    try:
+        warehouse = Warehouse.for_config(spark, warehouse_cfg)
+        location = describe_location(spark, warehouse)
+    except (UserError, ValueError) as exc:
         error_line(str(exc))
+        session.stop_connect(spark)
         return EXIT_USAGE
-    progress.say(f"[{job_name}] run {record.run_id}, warehouse {location} ({warehouse.describe()})")
-    ctx = JobContext(spark, config, warehouse, record.run_id, None, progress, mode=mode)
+    remote = session.remote_url(config.spark)
+    over = f" over Spark Connect {hide_token(remote)}" if remote and is_connect(spark) else ""
+    progress.say(
+        f"[{job_name}] run {record.run_id}, warehouse {location} ({warehouse.describe()}){over}"
+    )
+    materializer = materialize.Materializer(config.spark.materialize, warehouse, record.run_id)
+    ctx = JobContext(
+        spark,
+        config,
+        warehouse,
+        record.run_id,
+        None,
+        progress,
+        mode=mode,
+        materializer=materializer,
+    )
     code, error = EXIT_OK, None
     try:
         with materialize.reliable_checkpoints(
@@ -85,17 +104,19 @@ def run(
                 with progress.stage(label) as summary:
                     job.run(ctx, summary)
     except UserError as exc:
-        code, error = exc.exit_code, str(exc)
+        code, error = exc.exit_code, hide_token(str(exc))
         error_line(error)
     except Exception as exc:
-        code, error = EXIT_FAILED, f"{type(exc).__name__}: {exc}"
+        code, error = EXIT_FAILED, hide_token(f"{type(exc).__name__}: {exc}")
         traceback.print_exc()
         error_line(f"{job_name} failed: {error.splitlines()[0]}")
+    finally:
+        materializer.close()
     record.finish("succeeded" if code == EXIT_OK else "failed", progress.stages, error)
     try:
         append_run_record(warehouse, record.to_frame(spark))
     except Exception as exc:  # the run's own outcome matters more than its record
-        cause = first_line(exc, limit=300)
+        cause = hide_token(first_line(exc, limit=300))
         if code == EXIT_OK:
             error_line(
                 f"the run succeeded but its record could not be appended to the runs table: {cause}"
@@ -109,7 +130,14 @@ def run(
             f"[{job_name}] done in {sum(s.seconds for s in progress.stages):.1f} s; tables in "
             f"{location}{report}"
         )
+    session.stop_connect(spark)
     return code
+
+
+def describe_location(spark, warehouse: Warehouse) -> str:
+    """Where the tables are: the warehouse folder, or the schema and the folder of the files."""
+    files = filesystem.for_session(spark).qualified(warehouse.path)
+    return f"{warehouse.namespace}, files in {files}" if warehouse.by_name else files
 
 
 def append_run_record(warehouse, record, attempts: int = 3) -> None:

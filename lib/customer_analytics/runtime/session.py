@@ -1,194 +1,264 @@
 """
-The SparkSession builder: local mode by default, settings from ``spark`` in the configuration,
-quiet logs, and native Delta Lake.
+The session a job runs in: a Spark Connect session when ``spark.remote`` (or ``--remote``, or
+``SPARK_REMOTE``) names a server, a classic one otherwise
+(:mod:`customer_analytics.runtime.classic`).
 
-Native Delta is the default (``warehouse.delta: auto``): a local session loads the Delta Lake
-JARs that match the installed ``delta-spark`` (see :mod:`customer_analytics.runtime.jars`) and
-switches on the Delta extension and catalog. Where those JARs cannot be loaded (no Maven access, an
-empty cache), the session starts without them, says so in one line on stderr, and tables are
-written with ``deltalake`` (delta-rs). ``warehouse.delta: deltalake`` never loads them.
+Over Spark Connect nothing of this process's JVM is touched; there is none. ``sc://host:port``
+connects to a running server: only runtime settings can be set there, and a static one in
+``spark.conf`` is refused before any work. ``local[N]`` starts a server in this process (PySpark
+ships it) with the same settings a classic local session gets, the Delta Lake JARs included.
+The client logs at ``SPARK_CONNECT_LOG_LEVEL`` (``spark.log_level`` when it is INFO or DEBUG
+and the variable is unset; otherwise not at all: the job reports its own errors); a server's
+logging is the server's.
 
-Under ``spark-submit`` the JVM is started before this code runs: the JARs come from its
-``--packages`` or ``--jars``, and the extension is switched on when its classes are there.
-
-Defaults (``DEFAULT_CONF``, under the user's settings) include a 16 MB thread stack for FPGrowth.
-Settings the Delta fallback relies on are always set: Parquet timestamps as microseconds
-(delta-rs and other Delta readers do not read INT96), session time zone UTC unless configured,
-and Parquet timestamps without a zone read as ``timestamp``.
+A session that is already active (Databricks, a notebook, a test fixture) is reused.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import sys
+import warnings
+import weakref
 
-from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from customer_analytics.config.schema import SparkConfig
+from customer_analytics.core.connect import hide_token, is_connect, session_master
 from customer_analytics.core.delta import (
     DEFAULT_DELTA_MODE,
     DELTA_CATALOG,
     DELTA_EXTENSION,
     check_delta_mode,
 )
-from customer_analytics.core.errors import first_line
-from customer_analytics.runtime import class_archive, jars
+from customer_analytics.core.errors import ConfigError
+from customer_analytics.core.paths import has_scheme, join
+from customer_analytics.runtime import jars
 from customer_analytics.runtime.java import check_java
+from customer_analytics.runtime.spark_settings import (
+    DEFAULT_CONF,
+    DRIVER_OPTIONS,
+    LOG4J_CONFIG,
+    REQUIRED_CONF,
+    base_settings,
+    conf_text,
+    local_driver_options,
+    prepare_local_environment,
+)
 
-REQUIRED_CONF = {
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    "spark.sql.parquet.inferTimestampNTZ.enabled": "false",
-    # pandas and pyarrow write nanosecond timestamps, which Spark otherwise refuses to read
-    # (Illegal Parquet type: INT64 (TIMESTAMP(NANOS,false))); as longs, ingest converts them
-    "spark.sql.legacy.parquet.nanosAsLong": "true",
-}
-#: MLlib's FPGrowth (``recommend.basket_rules``) serializes its FP-trees recursively, one level
-#: per frequent product in a basket: orders of hundreds of products (Online Retail has one of
-#: 1,114) overflow the default 1 MB thread stack. Only effective where Spark starts the JVMs.
-THREAD_STACK = "-Xss16m"
-#: Local mode, where one JVM on a few cores is driver and executor: the throughput collector
-#: instead of G1, whose concurrent marking and refinement threads take CPU from the tasks.
-#: Added only when the driver's options choose no collector of their own.
-LOCAL_GC = "-XX:+UseParallelGC"
-#: Local sessions log as Spark's shell does (warnings and errors on stderr), without Spark's
-#: lines about its default logging profile, and without Hadoop's warning that its optional
-#: native library is absent (it uses its Java code then).
-LOG4J_CONFIG = os.path.join(os.path.dirname(__file__), "log4j2.properties")
-DEFAULT_CONF = {
-    "spark.driver.extraJavaOptions": THREAD_STACK,
-    "spark.executor.extraJavaOptions": THREAD_STACK,
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.shuffle.partitions": "8",
-    "spark.sql.adaptive.enabled": "true",
-    "spark.ui.showConsoleProgress": "false",
-    # the plans of the 40-column single view are longer than Spark's default of 25 fields, and
-    # each one cut short printed a warning
-    "spark.sql.debug.maxToStringFields": "200",
-}
+#: The folders of an embedded metastore (tables by name in local mode), under the files path.
+METASTORE_FOLDER = "_metastore"
+CATALOG_FOLDER = "_catalog"
+#: The settings that choose a metastore: one of them in ``spark.conf`` keeps the user's.
+METASTORE_KEYS = (
+    "spark.sql.catalogImplementation",
+    "spark.hadoop.javax.jdo.option.ConnectionURL",
+    "spark.sql.catalog.spark_catalog.type",
+)
 
 
-def configure(
-    builder: SparkSession.Builder,
+#: The Connect sessions :func:`build` started, which :func:`stop_connect` stops.
+_STARTED_CONNECT: weakref.WeakSet[SparkSession] = weakref.WeakSet()
+
+
+def remote_url(spark_cfg: SparkConfig) -> str | None:
+    """The Spark Connect URL: ``spark.remote``, else ``$SPARK_REMOTE``; None for classic."""
+    return spark_cfg.remote or os.environ.get("SPARK_REMOTE") or None
+
+
+def build(
     spark_cfg: SparkConfig,
     *,
     delta: str = DEFAULT_DELTA_MODE,
     paths: tuple[str, ...] = (),
-    use_class_archive: bool = True,
-) -> SparkSession.Builder:
+    metastore_path: str | None = None,
+) -> SparkSession:
     """
-    Apply the configuration to a builder and return it (the pattern of Delta's
-    ``configure_spark_with_delta_pip``): master, app name, defaults, the user's ``spark.conf``
-    over them, the settings Delta tables require, and the Delta JARs and extension.
-
-    Starts the JVM gateway (not a SparkContext) when none runs, so that a JAR that cannot be
-    resolved is known before the session exists.
+    Get or create the session for a job.
 
     Parameters
     ----------
     delta : {"auto", "native", "deltalake"}
-        ``warehouse.delta``: ``deltalake`` loads no Delta JARs.
+        ``warehouse.delta``.
     paths : tuple of str
         The warehouse and source paths: an ``s3a://`` one adds ``hadoop-aws``.
-    use_class_archive : bool
-        In local mode, map the JVM class archive when there is one
-        (:mod:`customer_analytics.runtime.class_archive`).
+    metastore_path : str, optional
+        Tables by name (``warehouse.schema``): a new local-mode session keeps its metastore
+        (Derby) and managed tables under this folder, unless ``spark.conf`` names a metastore.
     """
     check_delta_mode(delta)
-    settings = {**DEFAULT_CONF, **{k: _conf_text(v) for k, v in spark_cfg.conf.items()}}
-    settings.update(REQUIRED_CONF)
-    settings["spark.app.name"] = spark_cfg.app_name
-    if spark_cfg.master:
-        settings["spark.master"] = spark_cfg.master
-    if settings.get("spark.master", "").startswith("local"):
-        # The Python workers (the clv scoring) otherwise run `python3` from PATH, which may
-        # lack this package and its dependencies: in local mode they use the job's interpreter.
-        # The SparkContext reads the variable, not spark.pyspark.python, when it starts.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        # One machine: the driver binds to the loopback address, and Spark need not warn that
-        # the host name resolves to it.
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        if not _jvm_started():
-            settings["spark.driver.extraJavaOptions"] = local_driver_options(
-                settings.get("spark.driver.extraJavaOptions", ""), use_class_archive
-            )
-    if delta != "deltalake" and not _jvm_started():
-        packages = jars.packages_for(paths)
-        with_jars = jars.JarSettings.for_packages(packages).apply(settings)
-        try:
-            _start_jvm(with_jars)
-            settings = with_jars
-        except Exception as exc:  # Ivy could not resolve the packages: the JVM did not start
-            fallback = (
-                "; writing tables with deltalake (delta-rs) instead" if delta == "auto" else ""
-            )
-            print(
-                f"customer-analytics: the Delta Lake JARs ({', '.join(packages)}) could not be "
-                f"loaded ({first_line(exc)}){fallback}",
-                file=sys.stderr,
-                flush=True,
-            )
-    if delta != "deltalake" and DELTA_EXTENSION not in settings.get("spark.sql.extensions", ""):
-        _start_jvm(settings)
-        if SparkContext._jvm.org.apache.spark.util.Utils.classIsLoadable(DELTA_EXTENSION):
-            extensions = [e for e in settings.get("spark.sql.extensions", "").split(",") if e]
-            settings["spark.sql.extensions"] = ",".join([*extensions, DELTA_EXTENSION])
-            settings.setdefault("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
-    for key, value in settings.items():
-        builder = builder.config(key, value)
-    return builder
-
-
-def local_driver_options(options: str, use_class_archive: bool = True) -> str:
-    """
-    The driver JVM options of a local session: the user's, plus the throughput collector
-    unless they choose one, the logging of :data:`LOG4J_CONFIG` unless they name a file, and
-    the class archive's options when there is one.
-    """
-    parts = [options]
-    if not re.search(r"-XX:\+Use\w+GC\b", options):
-        parts.append(LOCAL_GC)
-    if "log4j2.configurationFile" not in options:
-        parts.append(f"-Dlog4j2.configurationFile={LOG4J_CONFIG}")
-    if use_class_archive:
-        parts.extend(class_archive.java_options())
-    return " ".join(parts).strip()
-
-
-def build(
-    spark_cfg: SparkConfig, *, delta: str = DEFAULT_DELTA_MODE, paths: tuple[str, ...] = ()
-) -> SparkSession:
-    """
-    Get or create the SparkSession for a job.
-
-    An active session (Databricks, a test fixture, ``pyspark`` shell) is reused; the settings
-    Delta tables need are applied to it at run time where Spark allows it.
-    """
     active = SparkSession.getActiveSession()
     if active is not None:
-        for key, value in REQUIRED_CONF.items():
-            active.conf.set(key, value)
+        _set_required(active)
         return active
-    check_java()
-    spark = configure(SparkSession.builder, spark_cfg, delta=delta, paths=paths).getOrCreate()
-    spark.sparkContext.setLogLevel(spark_cfg.log_level)
+    remote = remote_url(spark_cfg)
+    master = remote if remote else (spark_cfg.master or "")
+    if metastore_path and master.startswith("local") and not _names_a_metastore(spark_cfg):
+        spark_cfg = with_embedded_metastore(spark_cfg, metastore_path)
+    if remote is None:
+        from customer_analytics.runtime import classic
+
+        check_java()
+        return classic.start(spark_cfg, delta=delta, paths=paths)
+    spark = connect(remote, spark_cfg, delta=delta, paths=paths)
+    _STARTED_CONNECT.add(spark)
     return spark
 
 
-def _jvm_started() -> bool:
-    """True once this process has a JVM gateway, or when spark-submit started one for it."""
-    return SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ
+def connect(
+    remote: str,
+    spark_cfg: SparkConfig,
+    *,
+    delta: str = DEFAULT_DELTA_MODE,
+    paths: tuple[str, ...] = (),
+) -> SparkSession:
+    """
+    A Spark Connect session to ``remote`` (``sc://...``, or ``local[N]`` for a server started
+    in this process with the settings a classic local session would get).
+    """
+    if delta == "deltalake":
+        raise ConfigError(
+            "warehouse.delta is 'deltalake', which commits files on this machine in a classic "
+            "session; over Spark Connect (spark.remote) the server's Delta Lake writes the "
+            "tables: use warehouse.delta auto or native"
+        )
+    if spark_cfg.log_level in ("INFO", "DEBUG"):
+        # the client logs nothing unless asked; at WARN it would log every failed query,
+        # which the job reports itself
+        os.environ.setdefault("SPARK_CONNECT_LOG_LEVEL", spark_cfg.log_level.lower())
+    if remote.startswith("local"):
+        check_java()
+        server = local_server_settings(spark_cfg, paths)
+        builder = SparkSession.builder.remote(remote).config(map=server)
+        with warnings.catch_warnings():
+            # the builder sets the server's launch settings on the session again, and warns
+            # for each static one; the server started with them
+            warnings.filterwarnings("ignore", message="Failed to set", category=UserWarning)
+            spark = builder.getOrCreate()
+        return spark
+    spark = SparkSession.builder.remote(remote).getOrCreate()
+    try:
+        set_runtime_settings(spark, spark_cfg)
+    except ConfigError:
+        spark.stop()
+        raise
+    return spark
 
 
-def _start_jvm(settings: dict[str, str]) -> None:
-    """Start (or attach to) the JVM gateway with launch-time ``settings``."""
-    conf = SparkConf(loadDefaults=True).setAll(list(settings.items()))
-    SparkContext._ensure_initialized(conf=conf)
+def cores(spark: SparkSession) -> int:
+    """
+    The cores the session's tasks run on: Spark's ``defaultParallelism`` in a classic session;
+    over Spark Connect, which does not report it, ``spark.default.parallelism`` when the server
+    sets it, the N of a ``local[N]`` master (this machine's cores for ``local[*]``), else 2.
+    """
+    if not is_connect(spark):
+        from customer_analytics.runtime import classic
+
+        return classic.default_parallelism(spark)
+    configured = spark.conf.get("spark.default.parallelism", None)
+    if configured:
+        return int(configured)
+    local = re.fullmatch(r"local\[(\d+|\*)(?:,\d+)?\]", session_master(spark))
+    if local:
+        return (os.cpu_count() or 1) if local.group(1) == "*" else int(local.group(1))
+    return 2
 
 
-def _conf_text(value: str | int | float | bool) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
+def stop_connect(spark: SparkSession) -> None:
+    """
+    Stop ``spark`` when :func:`build` made it a Spark Connect session (and the server this
+    process started for ``local[N]``): a client left open keeps the process from exiting. A
+    classic session is left to the process's exit, a session made elsewhere to its maker.
+    """
+    if spark in _STARTED_CONNECT:
+        _STARTED_CONNECT.discard(spark)
+        spark.stop()
 
 
-__all__ = ["build", "configure"]
+def local_server_settings(spark_cfg: SparkConfig, paths: tuple[str, ...]) -> dict[str, str]:
+    """
+    The launch settings of a Connect server started in this process: those of a classic local
+    session, with the Delta Lake JARs (from the JAR folder, else resolved by Spark) and
+    extension.
+    """
+    prepare_local_environment()
+    settings = base_settings(spark_cfg)
+    settings["spark.driver.extraJavaOptions"] = local_driver_options(
+        settings.get("spark.driver.extraJavaOptions", ""), use_class_archive=False
+    )
+    settings = jars.JarSettings.for_packages(jars.packages_for(paths)).apply(settings)
+    extensions = [e for e in settings.get("spark.sql.extensions", "").split(",") if e]
+    if DELTA_EXTENSION not in extensions:
+        settings["spark.sql.extensions"] = ",".join([*extensions, DELTA_EXTENSION])
+    settings.setdefault("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
+    return settings
+
+
+def set_runtime_settings(spark: SparkSession, spark_cfg: SparkConfig) -> None:
+    """
+    The package's and the user's settings on a session to a running server, which takes only
+    runtime settings: the package's static defaults are left to the server; a static one in
+    the user's ``spark.conf`` is refused, naming it.
+    """
+    user = {k: conf_text(v) for k, v in spark_cfg.conf.items()}
+    static = sorted(key for key in user if not spark.conf.isModifiable(key))
+    if static:
+        raise ConfigError(
+            f"spark.conf: {', '.join(static)}: static Spark setting(s), which a Spark Connect "
+            f"session to {hide_token(spark_cfg.remote or 'the server')} cannot set; set them "
+            "on the server, or remove them"
+        )
+    defaults = {
+        k: v
+        for k, v in base_settings(spark_cfg).items()
+        if k not in user and spark.conf.isModifiable(k)
+    }
+    for key, value in {**defaults, **user}.items():
+        spark.conf.set(key, value)
+
+
+def with_embedded_metastore(spark_cfg: SparkConfig, files_path: str) -> SparkConfig:
+    """
+    ``spark_cfg`` with a Hive metastore on an embedded Derby database under ``files_path`` and
+    the managed tables beside it, as if the user had set them: what lets separate local-mode
+    processes (``ingest``, then ``features``) find each other's tables by name.
+    """
+    if has_scheme(files_path) and not files_path.startswith("file:"):
+        raise ConfigError(
+            f"warehouse.path {files_path}: tables by name in local mode keep their metastore "
+            "(Derby) under warehouse.path, which must then be a local folder; or name a "
+            "metastore in spark.conf (spark.sql.catalogImplementation, "
+            "spark.hadoop.javax.jdo.option.ConnectionURL)"
+        )
+    root = os.path.abspath(files_path.removeprefix("file://").removeprefix("file:"))
+    os.makedirs(root, exist_ok=True)
+    database = join(root, METASTORE_FOLDER)
+    options = spark_cfg.conf.get(DRIVER_OPTIONS, DEFAULT_CONF[DRIVER_OPTIONS])
+    conf = {
+        **spark_cfg.conf,
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": join(root, CATALOG_FOLDER),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={database};create=true"
+        ),
+        "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
+        "spark.hadoop.hive.metastore.schema.verification": "false",
+        # Derby's log beside its database, not derby.log in the working directory
+        DRIVER_OPTIONS: f"{options} -Dderby.stream.error.file={database}.log".strip(),
+    }
+    return spark_cfg.model_copy(update={"conf": conf})
+
+
+def _names_a_metastore(spark_cfg: SparkConfig) -> bool:
+    return any(key in spark_cfg.conf for key in METASTORE_KEYS)
+
+
+def _set_required(spark: SparkSession) -> None:
+    """The settings Delta tables need, on a session made elsewhere, where it allows them."""
+    for key, value in REQUIRED_CONF.items():
+        if is_connect(spark) and not spark.conf.isModifiable(key):
+            continue
+        spark.conf.set(key, value)
+
+
+__all__ = ["LOG4J_CONFIG", "build", "cores", "connect", "remote_url", "stop_connect"]

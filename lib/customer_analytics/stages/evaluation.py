@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -25,7 +24,6 @@ from pyspark.sql import types as T
 from customer_analytics.config.schema import Config, EvaluationConfig, SegmentationConfig
 from customer_analytics.core import columns as C
 from customer_analytics.core.errors import InputError
-from customer_analytics.runtime.materialize import cut_lineage
 from customer_analytics.stages import features, segmentation
 from customer_analytics.stages.period import Period
 from customer_analytics.stages.ranking_metrics import METRICS_SCHEMA, score_recommenders
@@ -184,7 +182,8 @@ def evaluate_recommenders(
     saved_k : int, optional
         The K of the latest saved segmentation model, which the refit keeps.
     keep : callable
-        Materialises a frame read more than once and returns it (the caller releases them).
+        Materialises a frame read more than once and returns it (the caller releases them);
+        it must also cut the frame's lineage (a checkpoint), as the lists are kept with it.
     say : callable
         Prints one progress line.
 
@@ -235,10 +234,8 @@ def evaluate_recommenders(
     )
     # Each list becomes one leaf of the scoring plan, which otherwise repeats every list's
     # lineage in each of its branches: planning that tree, or comparing it with the cached
-    # plans when they are released, filled a 4g heap even on 14 orders. On disk: the blocks of
-    # a local checkpoint stay until the JVM collects the frame, and in the heap they left too
-    # little of 4g for the scoring at 10M transactions.
-    lists = {name: cut_lineage(df, StorageLevel.DISK_ONLY) for name, df in lists.items()}
+    # plans when they are released, filled a 4g heap even on 14 orders.
+    lists = {name: keep(df) for name, df in lists.items()}
     metrics = score_recommenders(
         lists, relevant, ks=ev.k, catalogue_size=catalogue
     ).collect()  # one row per recommender, target and K

@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 from customer_analytics.config.schema import SparkConfig
-from customer_analytics.runtime import session
+from customer_analytics.runtime import classic, spark_settings
 from customer_analytics.runtime.class_archive import archive_path
 
 #: Longest the child that makes the archive may take (its JVM writes ~200 MB at exit).
@@ -126,9 +126,9 @@ def _warm_up_main(archive: str, work: str) -> int:
     from pyspark.sql import SparkSession
 
     settings = SparkConfig()
-    options = f"{session.THREAD_STACK} -XX:ArchiveClassesAtExit={archive}"
+    options = f"{spark_settings.THREAD_STACK} -XX:ArchiveClassesAtExit={archive}"
     settings.conf["spark.driver.extraJavaOptions"] = options
-    spark = session.configure(SparkSession.builder, settings, use_class_archive=False).getOrCreate()
+    spark = classic.configure(SparkSession.builder, settings, use_class_archive=False).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     warm_up(spark, work)
     spark.stop()

@@ -24,6 +24,7 @@ from pyspark.sql import types as T
 from customer_analytics.config.schema import SegmentationConfig
 from customer_analytics.core import columns as C
 from customer_analytics.core.errors import InputError
+from customer_analytics.runtime import session
 from customer_analytics.stages.segmentation.kmeans import cheapest, kmeans_starts
 from customer_analytics.stages.segmentation.preprocessing import (
     fitting_sample,
@@ -97,7 +98,7 @@ def sweep_k(
     kmeans = stages[-1]
     # two jobs in flight per core: each fit's jobs are short and the driver's scheduling
     # between them leaves the cores idle
-    workers = 2 * data.sparkSession.sparkContext.defaultParallelism
+    workers = 2 * session.cores(data.sparkSession)
     try:
         prep = Pipeline(stages=stages[:-1]).fit(data)
         prepared = kmeans_input(prep, data)

@@ -18,6 +18,7 @@ from pyspark.ml.clustering import KMeans, KMeansModel
 from pyspark.sql import DataFrame
 
 from customer_analytics.config.schema import SegmentationConfig
+from customer_analytics.runtime import session
 from customer_analytics.stages.segmentation.preprocessing import (
     in_fixed_order,
     kmeans_input,
@@ -41,7 +42,7 @@ def fit_kmeans(kmeans: KMeans, data: DataFrame, *, n_init: int) -> KMeansModel:
     >>> model = fit_kmeans(KMeans(k=3, seed=42, featuresCol="_scaled"), prepared, n_init=3)
     """
     starts = kmeans_starts(kmeans, n_init)
-    workers = min(n_init, data.sparkSession.sparkContext.defaultParallelism)
+    workers = min(n_init, session.cores(data.sparkSession))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         models = list(pool.map(lambda start: start.fit(data), starts))
     return cheapest(models)
