@@ -26,6 +26,7 @@ from customer_analytics.stages.ranking_metrics import (
     score_recommenders,
 )
 from customer_analytics.stages.recommenders import RECOMMENDERS, evaluation_lists, popular_list
+from tests.conftest import shared_file
 
 LINE_SCHEMA = (
     "source string, order_id string, customer_id string, order_date date, product_id string, "
@@ -524,6 +525,26 @@ def test_pair_rules_leave_out_the_rules_of_two_products_that_fpgrowth_finds(spar
         ignore_row_order=True,
         ignore_nullable=True,
     )
+
+
+def test_pair_rules_equal_fpgrowth_s_rules_of_one_product_on_online_retail(spark):
+    # The SQL engine is the one Databricks serverless can run (no FPGrowthModel there): on the
+    # 25,900 invoices of Online Retail it must give FPGrowth's single-product rules, no more and
+    # no fewer, with the same support, confidence and lift.
+    path = shared_file("online_retail.parquet")
+    bought = spark.read.parquet(str(path)).select(
+        F.lit("online_retail").alias(C.SOURCE),
+        F.col("InvoiceNo").cast("string").alias(C.ORDER_ID),
+        F.col("StockCode").cast("string").alias(C.PRODUCT_ID),
+    )
+    settings = {"min_support": 0.01, "min_confidence": 0.3}
+    assert baskets.largest_frequent_basket(bought, min_support=0.01).first()[0] < 100
+
+    pairs = baskets.pair_rules(bought, **settings)
+    of_one = baskets.fpgrowth_rules(bought, **settings).filter(F.size(C.ANTECEDENT) == 1)
+
+    assert pairs.count() > 50  # the two engines agree on a real number of rules, not on none
+    assert_approx_df_equality(pairs, of_one, 1e-9, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_pair_rules_finish_on_baskets_that_hold_the_same_forty_products(spark):

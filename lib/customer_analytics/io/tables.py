@@ -413,7 +413,8 @@ class Warehouse:
                 "warehouse.delta is 'deltalake' or the JARs could not be loaded"
             )
         warehouse = cls(spark, files_path, "native", schema=schema, catalog=catalog)
-        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {warehouse.namespace}")
+        if not spark.catalog.databaseExists(".".join(filter(None, (catalog, schema)))):
+            spark.sql(f"CREATE SCHEMA IF NOT EXISTS {warehouse.namespace}")
         return warehouse
 
     @classmethod
@@ -438,8 +439,7 @@ class Warehouse:
     def describe(self) -> str:
         """How tables are written, for the job's first line."""
         if self.backend == "native":
-            where = f", tables in {self.namespace}" if self.by_name else ""
-            return f"Delta Lake {_spark_delta_version()}, native{where}"
+            return f"Delta Lake {_spark_delta_version()}, native"
         return f"Delta tables committed with deltalake {deltalake_version()} (delta-rs)"
 
     def table_path(self, name: str) -> str:
