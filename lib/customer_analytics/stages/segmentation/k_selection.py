@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -61,7 +61,11 @@ class KSweep:
 
 
 def sweep_k(
-    customer_features: DataFrame, seg_cfg: SegmentationConfig, *, rows: int | None = None
+    customer_features: DataFrame,
+    seg_cfg: SegmentationConfig,
+    *,
+    rows: int | None = None,
+    keep: Callable[[DataFrame], DataFrame] | None = None,
 ) -> KSweep:
     """
     Fit KMeans for each K and measure it.
@@ -81,6 +85,8 @@ def sweep_k(
     seg_cfg : SegmentationConfig
     rows : int, optional
         Row count of ``customer_features`` if known (from :func:`check_input`).
+    keep : callable, optional
+        Materialises the fitting data, which every fit reads (the caller releases it).
 
     Returns
     -------
@@ -90,7 +96,8 @@ def sweep_k(
     if rows is None:
         rows = customer_features.count()
     ks = candidate_ks(seg_cfg, rows)
-    data = fitting_sample(customer_features, seg_cfg, rows=rows, at_least=2 * max(ks)).cache()
+    data = fitting_sample(customer_features, seg_cfg, rows=rows, at_least=2 * max(ks))
+    data = keep(data) if keep else data
     stages = pipeline_for(seg_cfg, ks[0]).getStages()
     evaluator = ClusteringEvaluator(
         featuresCol=C.SCALED, predictionCol=C.CLUSTER, metricName="silhouette"
@@ -99,32 +106,29 @@ def sweep_k(
     # two jobs in flight per core: each fit's jobs are short and the driver's scheduling
     # between them leaves the cores idle
     workers = 2 * session.cores(data.sparkSession)
-    try:
-        prep = Pipeline(stages=stages[:-1]).fit(data)
-        prepared = kmeans_input(prep, data)
-        # Every K's starts, then every K's silhouette, as concurrent Spark jobs: the data is
-        # small and each fit is mostly one-task jobs, so one fit at a time leaves a core idle.
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            fits = {
-                k: [
-                    pool.submit(_timed, start.fit, prepared)
-                    for start in kmeans_starts(kmeans.copy({kmeans.k: k}), seg_cfg.n_init)
-                ]
-                for k in ks
-            }
-            models, seconds = {}, {}
-            for k, futures in fits.items():
-                timed = [future.result() for future in futures]
-                models[k] = cheapest([model for model, _ in timed])
-                seconds[k] = sum(took for _, took in timed)
-            measured = {
-                k: pool.submit(_timed, evaluator.evaluate, models[k].transform(prepared))
-                for k in ks
-                if k < rows
-            }
-            silhouettes = {k: future.result() for k, future in measured.items()}
-    finally:
-        data.unpersist()
+    prep = Pipeline(stages=stages[:-1]).fit(data)
+    prepared = kmeans_input(prep, data)
+    # Every K's starts, then every K's silhouette, as concurrent Spark jobs: the data is
+    # small and each fit is mostly one-task jobs, so one fit at a time leaves a core idle.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        fits = {
+            k: [
+                pool.submit(_timed, start.fit, prepared)
+                for start in kmeans_starts(kmeans.copy({kmeans.k: k}), seg_cfg.n_init)
+            ]
+            for k in ks
+        }
+        models, seconds = {}, {}
+        for k, futures in fits.items():
+            timed = [future.result() for future in futures]
+            models[k] = cheapest([model for model, _ in timed])
+            seconds[k] = sum(took for _, took in timed)
+        measured = {
+            k: pool.submit(_timed, evaluator.evaluate, models[k].transform(prepared))
+            for k in ks
+            if k < rows
+        }
+        silhouettes = {k: future.result() for k, future in measured.items()}
     results = []
     for k in ks:
         silhouette, took = silhouettes.get(k, (None, 0.0))

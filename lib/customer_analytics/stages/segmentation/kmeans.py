@@ -10,7 +10,7 @@ K = 6 with seeds 1, 7 and 42. Hence ``n_init`` (default 3) starts per K.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.ml import Pipeline, PipelineModel
@@ -62,20 +62,23 @@ def cheapest(models: Sequence[KMeansModel]) -> KMeansModel:
 
 
 def fit_pipeline(
-    customer_features: DataFrame, seg_cfg: SegmentationConfig, k: int
+    customer_features: DataFrame,
+    seg_cfg: SegmentationConfig,
+    k: int,
+    *,
+    keep: Callable[[DataFrame], DataFrame] | None = None,
 ) -> PipelineModel:
     """
     Fit :func:`pipeline_for` on all customers, KMeans the best of ``n_init`` starts.
 
     The preprocessing stages are fitted once, then :func:`fit_kmeans`; the result is one
     :class:`~pyspark.ml.PipelineModel` (preprocessing models + KMeans model), which saves and
-    scores like one from ``Pipeline.fit`` (with ``n_init=1``, the same model).
+    scores like one from ``Pipeline.fit`` (with ``n_init=1``, the same model). ``keep``
+    materialises the fitting data, which every start reads (the caller releases it).
     """
     stages = pipeline_for(seg_cfg, k).getStages()
-    data = in_fixed_order(customer_features, seg_cfg.features).cache()
-    try:
-        prep = Pipeline(stages=stages[:-1]).fit(data)
-        kmeans = fit_kmeans(stages[-1], kmeans_input(prep, data), n_init=seg_cfg.n_init)
-    finally:
-        data.unpersist()
+    data = in_fixed_order(customer_features, seg_cfg.features)
+    data = keep(data) if keep else data
+    prep = Pipeline(stages=stages[:-1]).fit(data)
+    kmeans = fit_kmeans(stages[-1], kmeans_input(prep, data), n_init=seg_cfg.n_init)
     return PipelineModel(stages=[*prep.stages, kmeans])

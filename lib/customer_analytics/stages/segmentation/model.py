@@ -98,8 +98,8 @@ def fit(
 
     With a ``previous`` model the new clusters are matched to its clusters by centroid
     distance (:func:`match_previous`): a matched cluster keeps its segment id and name.
-    ``keep`` materialises what the tables read more than once (``scored``, and the profiles
-    the names are read from): the caller's :meth:`Persisted.keep
+    ``keep`` materialises what is read more than once (the fitting sample, ``scored``, the
+    profiles the names are read from): the caller's :meth:`Persisted.keep
     <customer_analytics.runtime.materialize.Persisted.keep>`, released when the tables are
     written; by default nothing is kept. With ``named=False`` the naming rules are not
     applied, so nothing is profiled until ``profiles`` is read: every segment is
@@ -115,7 +115,7 @@ def fit(
     rows = check_input(customer_features, features, min_rows=needed)
     as_of = single_as_of(customer_features, "customer_features")
     candidate_ks(seg_cfg, rows)
-    sweep = sweep_k(customer_features, seg_cfg, rows=rows)
+    sweep = sweep_k(customer_features, seg_cfg, rows=rows, keep=keep)
     k = choose_k(sweep.rows, seg_cfg.k, tolerance=seg_cfg.k_tolerance)
     return _named(
         sweep.models[k],
@@ -178,7 +178,7 @@ def refit(
     candidate_ks(seg_cfg, rows)
     as_of = single_as_of(customer_features, "customer_features")
     sample = fitting_sample(customer_features, seg_cfg, rows=rows, at_least=2 * seg_cfg.k)
-    model = fit_pipeline(sample, seg_cfg, seg_cfg.k)
+    model = fit_pipeline(sample, seg_cfg, seg_cfg.k, keep=keep)
     return _named(
         model, seg_cfg.k, as_of, customer_features, seg_cfg, None, None, named=named, keep=keep
     )
