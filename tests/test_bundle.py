@@ -50,6 +50,21 @@ def load_bundle() -> dict:
     return root
 
 
+def target_job(bundle: dict, target: str) -> dict:
+    """
+    The job as ``target`` deploys it: the target's job resource merged into the bundle's, its
+    tasks merged by ``task_key`` (as the CLI merges them).
+    """
+    job = {**bundle["resources"]["jobs"][JOB_KEY]}
+    override = bundle["targets"][target].get("resources", {}).get("jobs", {}).get(JOB_KEY, {})
+    for key, value in override.items():
+        if key != "tasks":
+            job[key] = value
+    extra = {task["task_key"]: task for task in override.get("tasks", [])}
+    job["tasks"] = [{**task, **extra.get(task["task_key"], {})} for task in job["tasks"]]
+    return job
+
+
 def target_values(bundle: dict, target: str) -> dict:
     """Every ``${...}`` the bundle uses, as the CLI would resolve it for ``target``."""
     variables = {name: spec.get("default") for name, spec in bundle["variables"].items()}
@@ -156,9 +171,21 @@ def test_dev_is_the_default_development_target_and_prod_deploys_one_shared_copy(
     )
 
 
-def test_targets_change_variables_only(bundle):
+def test_targets_change_variables_and_compute_only(bundle):
     for name, target in bundle["targets"].items():
-        assert set(target) <= {"mode", "default", "workspace", "variables"}, name
+        assert set(target) <= {"mode", "default", "workspace", "variables", "resources"}, name
+        jobs = target.get("resources", {}).get("jobs", {})
+        assert set(jobs) <= {JOB_KEY}, name
+        override = jobs.get(JOB_KEY, {})
+        assert set(override) <= {"environments", "job_clusters", "tasks"}, name
+        for task in override.get("tasks", []):
+            assert set(task) <= {"task_key", "environment_key", "job_cluster_key", "libraries"}
+
+
+def test_the_bundle_job_names_no_compute_of_its_own(job):
+    assert "job_clusters" not in job and "environments" not in job
+    for task in job["tasks"]:
+        assert not {"environment_key", "job_cluster_key", "libraries"} & set(task)
 
 
 def test_tasks_run_the_pipeline_stages_in_order(tasks):
@@ -222,7 +249,7 @@ def test_a_job_that_succeeds_returns_without_system_exit(monkeypatch, capsys):
     assert "ingest" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("target", ["dev", "prod"])
+@pytest.mark.parametrize("target", ["dev", "prod", "classic"])
 def test_the_command_parses_every_task_parameters(bundle, tasks, target):
     values = target_values(bundle, target)
     for task in tasks:
@@ -235,22 +262,20 @@ def test_the_command_parses_every_task_parameters(bundle, tasks, target):
 
 
 @pytest.mark.parametrize(
-    ("target", "warehouse", "source"),
+    ("target", "schema", "files", "materialize"),
     [
         (
             "dev",
-            "/Volumes/main/customer_analytics/warehouse/dev_someone",
-            "/Volumes/main/customer_analytics/raw/transactions",
+            "customer_analytics_dev_someone",
+            "/Volumes/main/customer_analytics/files/dev_someone",
+            "table",
         ),
-        (
-            "prod",
-            "/Volumes/main/customer_analytics/warehouse",
-            "/Volumes/main/customer_analytics/raw/transactions",
-        ),
+        ("prod", "customer_analytics", "/Volumes/main/customer_analytics/files", "table"),
+        ("classic", "customer_analytics", "/Volumes/main/customer_analytics/files", "checkpoint"),
     ],
 )
-def test_every_task_configuration_validates_with_the_target_paths(
-    bundle, tasks, target, warehouse, source
+def test_every_task_configuration_validates_with_the_target_tables_and_paths(
+    bundle, tasks, target, schema, files, materialize
 ):
     values = target_values(bundle, target)
     for task in tasks:
@@ -260,9 +285,12 @@ def test_every_task_configuration_validates_with_the_target_paths(
 
         loaded = loader.load(args.conf, args.set)
 
-        assert loaded.warehouse.path == warehouse
-        assert loaded.source.path == source
+        assert (loaded.warehouse.catalog, loaded.warehouse.schema_) == ("main", schema)
+        assert loaded.warehouse.path == files
+        assert loaded.source.path == "/Volumes/main/customer_analytics/raw/transactions"
         assert loaded.warehouse.delta == "native"
+        assert loaded.spark.materialize == materialize
+        assert loaded.recommend.rules_engine == "pairs"  # serverless has no FPGrowthModel
 
 
 def test_the_configuration_file_is_read_from_the_synced_bundle_files(bundle, tasks):
@@ -276,33 +304,53 @@ def test_the_configuration_file_is_read_from_the_synced_bundle_files(bundle, tas
         assert any(fnmatch.fnmatch(relative, pattern) for pattern in includes), relative
 
 
-def test_every_task_installs_the_wheel_the_artifact_builds(bundle, tasks):
+def _built_wheel(bundle) -> str:
     (artifact,) = bundle["artifacts"].values()
     assert artifact["type"] == "whl"
     assert "-w dist" in artifact["build"]
-    built = os.path.normpath(REPO / artifact["path"] / "dist" / "*.whl")
-    for task in tasks:
-        (library,) = task["libraries"]
-        installed = os.path.normpath(REPO / "resources" / library["whl"])
-        assert installed == built, task["task_key"]
+    return os.path.normpath(REPO / artifact["path"] / "dist" / "*.whl")
 
 
-def test_every_task_runs_on_the_job_cluster(job, tasks):
+@pytest.mark.parametrize("target", ["dev", "prod"])
+def test_dev_and_prod_run_every_task_on_serverless_with_the_wheel_the_artifact_builds(
+    bundle, target
+):
+    job = target_job(bundle, target)
+    (environment,) = job["environments"]
+    spec = resolve(environment["spec"], target_values(bundle, target))
+
+    assert "job_clusters" not in job
+    assert spec["environment_version"] == "4"
+    # the target's resources are in databricks.yml: its paths are relative to the root
+    assert [os.path.normpath(REPO / d) for d in spec["dependencies"]] == [_built_wheel(bundle)]
+    for task in job["tasks"]:
+        assert task["environment_key"] == environment["environment_key"], task["task_key"]
+        assert "job_cluster_key" not in task and "libraries" not in task
+
+
+def test_classic_runs_every_task_on_the_job_cluster_with_the_wheel(bundle):
+    job = target_job(bundle, "classic")
     (cluster,) = job["job_clusters"]
-    for task in tasks:
+
+    assert "environments" not in job
+    for task in job["tasks"]:
         assert task["job_cluster_key"] == cluster["job_cluster_key"]
+        (library,) = task["libraries"]
+        assert os.path.normpath(REPO / library["whl"]) == _built_wheel(bundle)
+        assert "environment_key" not in task
 
 
-def test_the_cluster_gives_driver_and_executors_16m_thread_stacks(job):
-    (cluster,) = job["job_clusters"]
+def test_the_cluster_gives_driver_and_executors_16m_thread_stacks(bundle):
+    (cluster,) = target_job(bundle, "classic")["job_clusters"]
     spark_conf = cluster["new_cluster"]["spark_conf"]
 
     assert "-Xss16m" in spark_conf["spark.driver.extraJavaOptions"].split()
     assert "-Xss16m" in spark_conf["spark.executor.extraJavaOptions"].split()
 
 
-def test_the_cluster_runs_a_spark_4_runtime_in_dedicated_access_mode(bundle, job):
-    new_cluster = resolve(job["job_clusters"][0]["new_cluster"], target_values(bundle, "prod"))
+def test_the_cluster_runs_a_spark_4_runtime_in_dedicated_access_mode(bundle):
+    job = target_job(bundle, "classic")
+    new_cluster = resolve(job["job_clusters"][0]["new_cluster"], target_values(bundle, "classic"))
 
     assert new_cluster["spark_version"] == "17.3.x-scala2.13"
     assert new_cluster["data_security_mode"] == "DATA_SECURITY_MODE_DEDICATED"
@@ -335,7 +383,7 @@ def _bundle_cli() -> str | None:
     return binary if probe.returncode == 0 else None
 
 
-@pytest.mark.parametrize("target", ["dev", "prod"])
+@pytest.mark.parametrize("target", ["dev", "prod", "classic"])
 def test_databricks_bundle_validate_accepts_the_bundle(target):
     binary = _bundle_cli()
     if binary is None:

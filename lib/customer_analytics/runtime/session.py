@@ -11,7 +11,8 @@ The client logs at ``SPARK_CONNECT_LOG_LEVEL`` (``spark.log_level`` when it is I
 and the variable is unset; otherwise not at all: the job reports its own errors); a server's
 logging is the server's.
 
-A session that is already active (Databricks, a notebook, a test fixture) is reused.
+A session that is already active (a notebook, a test fixture), or the one Databricks compute
+makes, is reused; over Connect the user's ``spark.conf`` is set on it as on any Connect session.
 """
 
 from __future__ import annotations
@@ -88,7 +89,13 @@ def build(
     """
     check_delta_mode(delta)
     active = SparkSession.getActiveSession()
+    if active is None and os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        # Databricks compute makes the session itself: classic on a cluster, Spark Connect on
+        # serverless and in standard access mode
+        active = SparkSession.builder.getOrCreate()
     if active is not None:
+        if is_connect(active):
+            set_runtime_settings(active, spark_cfg)
         _set_required(active)
         return active
     remote = remote_url(spark_cfg)
