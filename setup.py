@@ -7,7 +7,9 @@ from setuptools import find_packages, setup
 #: Spark itself: installed for local runs and tests (``.[spark]``), never on a cluster that
 #: brings its own (Databricks Runtime, a Spark distribution under spark-submit).
 SPARK = [
-    "pyspark>=4.2,<4.3",
+    # [connect]: the Spark Connect client (grpcio, protobuf) and, with pyspark, a Connect server
+    # for local[N] remotes (spark.remote, --remote)
+    "pyspark[connect]>=4.2,<4.3",
     # the version whose JARs (io.delta:delta-spark_4.2_2.13) are on Maven Central: the
     # session loads the JARs of the installed delta-spark (customer_analytics.runtime.jars)
     "delta-spark==4.4.0",
