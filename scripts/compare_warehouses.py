@@ -7,12 +7,14 @@ Check a pipeline run's warehouse, or compare the tables of two runs with chispa.
 ``--check`` opens every table the pipeline writes with ``deltalake.DeltaTable`` (but those of
 the stages given with ``--skip``) and checks that the ``runs`` table holds one succeeded run.
 The comparison reads both warehouses with one local Spark session with Delta (as
-``tests/conftest.py``) and asserts that every table of A equals the same table of B:
-``assert_approx_df_equality`` where a table has floating-point columns (sums may add up in
-another order when tasks are retried), else ``assert_df_equality``, both ignoring row order.
+``tests/conftest.py``) through the package's table layer and asserts that every table of A
+equals the same table of B: ``assert_approx_df_equality`` where a table has floating-point
+columns (sums may add up in another order when tasks are retried), else
+``assert_df_equality``, both ignoring row order.
 Left out, since they differ by design between runs: the ``runs`` table and the columns that
 hold the run's id, its time or a duration (``RUN_COLUMNS``). Exit code 0 when all is equal.
-``scripts/cluster_smoke.sh`` runs both.
+``scripts/cluster_smoke.sh`` runs both. A warehouse of tables by name in local mode is compared
+through the folder of its managed tables, ``<warehouse.path>/_catalog/<schema>.db``.
 """
 
 from __future__ import annotations
@@ -59,16 +61,6 @@ PRECISION = 1e-6
 FLOAT_TYPES = ("float", "double")
 
 
-def tables_in(warehouse: str) -> list[str]:
-    """The Delta tables at ``<warehouse>/<name>`` (folders with a ``_delta_log``)."""
-    return sorted(
-        name
-        for name in os.listdir(warehouse)
-        if not name.startswith(("_", "."))
-        and os.path.isdir(os.path.join(warehouse, name, "_delta_log"))
-    )
-
-
 def check(warehouse: str, skipped: tuple[str, ...] = ()) -> list[str]:
     """
     Problems with one run's warehouse: a table missing or unreadable (but those of the
@@ -106,11 +98,9 @@ def compare(first: str, second: str) -> list[str]:
     from pyspark.sql import SparkSession
 
     from customer_analytics.config.schema import SparkConfig
+    from customer_analytics.io.tables import Warehouse
     from customer_analytics.runtime.classic import configure
 
-    names = tables_in(first)
-    if names != tables_in(second):
-        return [f"the tables differ: {names} vs {tables_in(second)}"]
     spark_cfg = SparkConfig(
         master="local[2]",
         app_name="compare-warehouses",
@@ -123,14 +113,18 @@ def compare(first: str, second: str) -> list[str]:
     )
     spark = configure(SparkSession.builder, spark_cfg).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    warehouses = [Warehouse.for_path(spark, path, "native") for path in (first, second)]
+    names = warehouses[0].table_names()
+    if names != warehouses[1].table_names():
+        spark.stop()
+        return [f"the tables differ: {names} vs {warehouses[1].table_names()}"]
     problems, compared = [], 0
     try:
         for name in names:
             if name == catalog.RUNS:
                 continue
             t0 = time.perf_counter()
-            a = spark.read.format("delta").load(os.path.join(first, name))
-            b = spark.read.format("delta").load(os.path.join(second, name))
+            a, b = (warehouse.read(name) for warehouse in warehouses)
             left_out = [c for c in RUN_COLUMNS if c in a.columns]
             floats = [f.name for f in a.schema.fields if f.dataType.typeName() in FLOAT_TYPES]
             try:

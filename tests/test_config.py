@@ -340,3 +340,71 @@ def test_an_at_sign_in_a_path_is_not_taken_for_credentials(tmp_path):
     )
 
     assert cfg.warehouse.path == "s3a://bucket/team@2/wh"
+
+
+# ---------------------------------------------------------------------------------------------
+# Spark Connect and tables by name
+
+
+def test_a_remote_and_tables_by_name_load_with_their_keys(tmp_path):
+    cfg = loader.load(
+        write_yaml(tmp_path, "source: {path: x}\nspark: {master: null}\n"),
+        [
+            "spark.remote=sc://spark-host:15002",
+            "warehouse.catalog=main",
+            "warehouse.schema=customer-analytics_2",
+            "spark.materialize=table",
+        ],
+    )
+
+    assert cfg.spark.remote == "sc://spark-host:15002"
+    assert (cfg.warehouse.catalog, cfg.warehouse.schema_) == ("main", "customer-analytics_2")
+    assert cfg.spark.materialize == "table"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["warehouse.schema=a.b"], "warehouse.schema 'a.b' is not a name"),
+        (["warehouse.schema=x`; DROP"], "is not a name"),
+        (["warehouse.catalog=main"], "warehouse.catalog is set without warehouse.schema"),
+        (["warehouse.schema=s", "warehouse.delta=deltalake"], "needs native Delta"),
+        (["spark.master=local[2]", "spark.remote=sc://h:1"], "spark.master and spark.remote"),
+        (["spark.materialize=disk"], "spark.materialize: Input should be"),
+    ],
+)
+def test_bad_connect_and_catalog_settings_are_refused_before_spark_starts(
+    tmp_path, overrides, message
+):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        loader.load(write_yaml(tmp_path, "source: {path: x}\n"), overrides)
+
+
+def test_a_remote_that_is_not_a_connect_url_is_refused_without_its_token(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        loader.load(
+            write_yaml(tmp_path, "source: {path: x}\n"),
+            ["spark.remote=https://host:443/;token=dapi-secret"],
+        )
+
+    assert "--set spark.remote: a Spark Connect URL, sc://host:port" in str(error.value)
+    assert "dapi-secret" not in str(error.value)
+
+
+def test_remote_on_the_command_line_replaces_the_files_master(tmp_path):
+    path = write_yaml(tmp_path, "source: {path: x}\nspark: {master: 'local[4]'}\n")
+    args = cli.build_parser().parse_args(["ingest", "--conf", str(path), "--remote", "local[2]"])
+
+    cfg = cli._load_config(args, [])
+
+    assert (cfg.spark.remote, cfg.spark.master) == ("local[2]", None)
+
+
+def test_hide_token_hides_every_token_of_a_connect_url():
+    from customer_analytics.core.connect import hide_token
+
+    assert hide_token("--remote sc://h:443/;token=abc;x-user=me") == (
+        "--remote sc://h:443/;token=***;x-user=me"
+    )
+    assert hide_token("sc://h:443/;use_ssl=true;Token=abc") == "sc://h:443/;use_ssl=true;Token=***"
+    assert hide_token("sc://h:15002") == "sc://h:15002"

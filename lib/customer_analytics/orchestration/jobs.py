@@ -495,7 +495,9 @@ def run_report(ctx: JobContext, summary: StageSummary) -> None:
         fs,
         report_folder(ctx),
         run_id=ctx.run_id,
-        warehouse=fs.qualified(ctx.warehouse.path),
+        warehouse=ctx.warehouse.namespace
+        if ctx.warehouse.by_name
+        else fs.qualified(ctx.warehouse.path),
         products_per_card=settings.card_products,
         say=ctx.progress.say,
     )
