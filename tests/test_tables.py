@@ -484,3 +484,12 @@ def test_vacuum_by_name_deletes_the_replaced_version_s_files(spark, named, order
 def test_tables_by_name_need_native_delta(spark, tmp_path):
     with pytest.raises(ValueError, match="need native Delta"):
         Warehouse.for_schema(spark, "never_made", str(tmp_path), backend="deltalake")
+
+
+def test_a_table_by_name_tells_how_long_it_has_been_idle_and_is_dropped(named, orders):
+    named.write("orders", orders)
+
+    assert 0 <= named.idle_seconds("orders") < 600
+    named.drop("orders")
+    assert named.exists("orders") is False
+    assert named.table_names() == []

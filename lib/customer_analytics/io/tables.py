@@ -436,6 +436,10 @@ class Warehouse:
         """The quoted ``catalog.schema`` (or ``schema``) the tables are in; by name only."""
         return qualified_name(self.catalog, self.schema)
 
+    def where(self, path: str | None = None) -> str:
+        """Where the tables are, for messages: the schema, or the folder (``path`` if given)."""
+        return self.namespace if self.by_name else (path or self.path)
+
     def describe(self) -> str:
         """How tables are written, for the job's first line."""
         if self.backend == "native":
@@ -500,6 +504,19 @@ class Warehouse:
             and fs.exists(join(self.path, name, "_delta_log"))
             and self.exists(name)
         ]
+
+    def idle_seconds(self, name: str) -> float:
+        """Seconds since table ``name`` last changed (its last commit); native Delta."""
+        detail = self.spark.sql(f"DESCRIBE DETAIL {self.location(name).sql}").first()
+        return time.time() - detail["lastModified"].timestamp()
+
+    def drop(self, name: str) -> None:
+        """Drop table ``name``: from the catalog (by name), or its folder (by path)."""
+        location = self.location(name)
+        if location.name is not None:
+            self.spark.sql(f"DROP TABLE IF EXISTS {location.name}")
+        else:
+            filesystem.for_session(self.spark).delete(location.path)
 
     def vacuum(self, name: str, retention_hours: float) -> int:
         """

@@ -111,8 +111,9 @@ def write_together(ctx: JobContext, tables: dict[str, DataFrame]) -> list[Commit
 def read_input(ctx: JobContext, name: str) -> DataFrame:
     """A warehouse table an earlier job writes; a missing one is an input error (exit 2)."""
     if not ctx.warehouse.exists(name):
+        where = ctx.warehouse.where() if ctx.warehouse.by_name else repr(ctx.warehouse.path)
         raise InputError(
-            f"table {name!r} not found in warehouse {ctx.warehouse.path!r}: run the job that "
+            f"table {name!r} not found in warehouse {where}: run the job that "
             "writes it first (customer-analytics pipeline runs every stage)"
         )
     return ctx.warehouse.read(name)
@@ -519,6 +520,15 @@ def run_vacuum(ctx: JobContext, summary: StageSummary) -> None:
     """
     retention = ctx.config.warehouse.vacuum_retention_hours
     names = ctx.warehouse.table_names()
+    left_over = [  # tables by name: a killed run's scratch tables (spark.materialize: table)
+        name
+        for name in names
+        if name.startswith(T.SCRATCH_PREFIX) and ctx.warehouse.idle_seconds(name) > retention * 3600
+    ]
+    for name in left_over:
+        ctx.warehouse.drop(name)
+        ctx.progress.say(f"[vacuum] table {name}: left by a killed run, dropped")
+    names = [name for name in names if name not in left_over]
     deleted = 0
     for name in names:
         files = ctx.warehouse.vacuum(name, retention)
