@@ -245,6 +245,24 @@ def test_deltalake_over_connect_is_a_configuration_error(tmp_path):
     assert "over Spark Connect (spark.remote) the server's Delta Lake" in result.stderr
 
 
+def test_a_server_that_does_not_listen_is_one_line_at_once_without_the_token():
+    port = _free_port()
+
+    result = _cli(
+        "ingest",
+        "--remote",
+        f"sc://localhost:{port}/;token={TOKEN}",
+        "--set",
+        f"source.path={FIXTURES / 'product_json_pipeline.csv'}",
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"customer-analytics: error: spark.remote sc://localhost:{port}/;token=***: no Spark "
+        f"Connect server answers at localhost:{port} (Connection refused)"
+    ]
+
+
 def test_a_remote_that_is_not_a_connect_url_is_refused_without_repeating_it():
     result = _cli(
         "ingest",

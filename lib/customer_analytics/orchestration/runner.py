@@ -91,8 +91,11 @@ def run(
     )
     code, error = EXIT_OK, None
     try:
-        with materialize.reliable_checkpoints(
-            spark, join(warehouse.path, catalog.CHECKPOINTS_FOLDER)
+        with (
+            materialize.reliable_checkpoints(
+                spark, join(warehouse.path, catalog.CHECKPOINTS_FOLDER)
+            ),
+            session.model_release_between_calls(spark) as release_models,
         ):
             for job, as_of in _steps(jobs, dates):
                 ctx.as_of = as_of
@@ -103,6 +106,7 @@ def run(
                     continue
                 with progress.stage(label) as summary:
                     job.run(ctx, summary)
+                release_models()
     except UserError as exc:
         code, error = exc.exit_code, hide_token(str(exc))
         error_line(error)

@@ -17,10 +17,15 @@ makes, is reused; over Connect the user's ``spark.conf`` is set on it as on any 
 
 from __future__ import annotations
 
+import gc
 import os
 import re
+import socket
+import urllib.parse
 import warnings
 import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
@@ -32,7 +37,7 @@ from customer_analytics.core.delta import (
     DELTA_EXTENSION,
     check_delta_mode,
 )
-from customer_analytics.core.errors import ConfigError
+from customer_analytics.core.errors import ConfigError, first_line
 from customer_analytics.core.paths import has_scheme, join
 from customer_analytics.runtime import jars
 from customer_analytics.runtime.java import check_java
@@ -47,6 +52,8 @@ from customer_analytics.runtime.spark_settings import (
     prepare_local_environment,
 )
 
+#: Spark Connect's port when the URL names none.
+DEFAULT_CONNECT_PORT = 15002
 #: The folders of an embedded metastore (tables by name in local mode), under the files path.
 METASTORE_FOLDER = "_metastore"
 CATALOG_FOLDER = "_catalog"
@@ -143,12 +150,19 @@ def connect(
             warnings.filterwarnings("ignore", message="Failed to set", category=UserWarning)
             spark = builder.getOrCreate()
         return spark
+    require_listening(remote)
     spark = SparkSession.builder.remote(remote).getOrCreate()
     try:
-        set_runtime_settings(spark, spark_cfg)
+        set_runtime_settings(spark, spark_cfg)  # the first call to the server
     except ConfigError:
         spark.stop()
         raise
+    except Exception as exc:  # gRPC's, after the client's retries
+        spark.stop()
+        raise ConfigError(
+            f"spark.remote {hide_token(remote)}: the Spark Connect server did not answer "
+            f"({hide_token(first_line(exc))})"
+        ) from None
     return spark
 
 
@@ -171,6 +185,27 @@ def cores(spark: SparkSession) -> int:
     return 2
 
 
+@contextmanager
+def model_release_between_calls(spark: SparkSession) -> Iterator[Callable[[], None]]:
+    """
+    Over Spark Connect, Python's cycle collector off for the block; the function it yields
+    collects at a point the caller chooses (between stages). A model fitted over Connect
+    deletes its server copy when it is collected, with a call to the server; a collection that
+    starts inside another call to the server (an allocation in gRPC's code) makes that call in
+    the same thread, which then waits forever on the first call's lock (PySpark 4.2's client).
+    A classic session's block is left as it is.
+    """
+    if not is_connect(spark) or not gc.isenabled():
+        yield lambda: None
+        return
+    gc.disable()
+    try:
+        yield gc.collect
+    finally:
+        gc.enable()
+        gc.collect()
+
+
 def stop_connect(spark: SparkSession) -> None:
     """
     Stop ``spark`` when :func:`build` made it a Spark Connect session (and the server this
@@ -180,6 +215,22 @@ def stop_connect(spark: SparkSession) -> None:
     if spark in _STARTED_CONNECT:
         _STARTED_CONNECT.discard(spark)
         spark.stop()
+
+
+def require_listening(remote: str, timeout_seconds: float = 10.0) -> None:
+    """
+    A ``ConfigError`` at once when nothing listens at the host and port of ``remote``
+    (``sc://host[:port]``, port 15002 by default): the Connect client would retry for minutes.
+    """
+    address = urllib.parse.urlparse(remote.replace("sc://", "http://", 1))
+    host, port = address.hostname or "localhost", address.port or DEFAULT_CONNECT_PORT
+    try:
+        socket.create_connection((host, port), timeout=timeout_seconds).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"spark.remote {hide_token(remote)}: no Spark Connect server answers at "
+            f"{host}:{port} ({exc.strerror or type(exc).__name__})"
+        ) from None
 
 
 def local_server_settings(spark_cfg: SparkConfig, paths: tuple[str, ...]) -> dict[str, str]:
