@@ -69,4 +69,4 @@ def test_table_mode_by_name_drops_its_scratch_tables_from_the_schema(spark, tmp_
 
 def test_a_classic_session_is_no_connect_session_and_reports_its_cores(spark):
     assert is_connect(spark) is False
-    assert session.cores(spark) == spark.sparkContext.defaultParallelism
+    assert session.cores(spark) == 1  # conftest's spark.default.parallelism
