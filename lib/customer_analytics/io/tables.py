@@ -500,9 +500,7 @@ class Warehouse:
         return [
             name
             for name in fs.list_dirs(self.path)
-            if not name.startswith((".", "_"))
-            and fs.exists(join(self.path, name, "_delta_log"))
-            and self.exists(name)
+            if not name.startswith((".", "_")) and self.exists(name)
         ]
 
     def idle_seconds(self, name: str) -> float:

@@ -23,11 +23,10 @@ from contextlib import contextmanager
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
+from customer_analytics.config.schema import MATERIALIZE_MODES
 from customer_analytics.core.connect import is_connect, session_master
 from customer_analytics.io import filesystem
 from customer_analytics.io.tables import ScratchTables, Warehouse
-
-MODES = ("checkpoint", "cache", "table")
 
 
 def is_local(spark: SparkSession) -> bool:
@@ -79,8 +78,9 @@ class Materializer:
     def __init__(
         self, mode: str = "checkpoint", warehouse: Warehouse | None = None, run_id: str = ""
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"spark.materialize must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode not in MATERIALIZE_MODES:
+            choices = ", ".join(MATERIALIZE_MODES)
+            raise ValueError(f"spark.materialize must be one of {choices}, got {mode!r}")
         if mode == "table" and warehouse is None:
             raise ValueError("spark.materialize 'table' needs a warehouse for its scratch tables")
         self.mode = mode

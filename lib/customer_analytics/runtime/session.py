@@ -102,8 +102,9 @@ def build(
         active = SparkSession.builder.getOrCreate()
     if active is not None:
         if is_connect(active):
-            set_runtime_settings(active, spark_cfg)
-        _set_required(active)
+            set_runtime_settings(active, spark_cfg)  # the required settings among them
+        else:
+            _set_required(active)
         return active
     remote = remote_url(spark_cfg)
     master = remote if remote else (spark_cfg.master or "")
@@ -312,10 +313,8 @@ def _names_a_metastore(spark_cfg: SparkConfig) -> bool:
 
 
 def _set_required(spark: SparkSession) -> None:
-    """The settings Delta tables need, on a session made elsewhere, where it allows them."""
+    """The settings Delta tables need, on a classic session made elsewhere."""
     for key, value in REQUIRED_CONF.items():
-        if is_connect(spark) and not spark.conf.isModifiable(key):
-            continue
         spark.conf.set(key, value)
 
 
